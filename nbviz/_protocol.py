@@ -1,0 +1,96 @@
+"""The wire contract between the kernel and the front end, Python side.
+
+`js/src/protocol.ts` mirrors every name here; `tests/test_protocol.py` fails when the two drift.
+Arrays cross as `{"view": bytes, "dtype": str, "shape": [...]}` (little-endian, C order); ipywidgets
+lifts the bytes into binary buffers, and `js/src/codec.ts` decodes them in one place.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+PROTOCOL_VERSION: Final = 1
+
+# Fixed number of bins of every histogram: a stable grid (see nbviz.stats) of this many bins.
+HIST_BINS: Final = 64
+
+# Columns of the `stats` array, one row per tensor, float64 (counts are exact integers in float64).
+STAT_FIELDS: Final = (
+    "numel",
+    "min",
+    "max",
+    "mean",
+    "std",
+    "l2",
+    "zeros",
+    "nan",
+    "posinf",
+    "neginf",
+)
+
+# Keys of the `hist` trait: counts [n, HIST_BINS] float64; lo, width, sample [n] float64.
+# Bin i of tensor k covers [lo[k] + i*width[k], lo[k] + (i+1)*width[k]); sample[k] is the number of
+# elements the counts were taken from, numel when exact.
+HIST_FIELDS: Final = ("counts", "lo", "width", "sample")
+
+# Keys of one row of the `layers` trait (JSON): the module hierarchy in depth-first order.
+LAYER_FIELDS: Final = (
+    "name",  # qualified name, "" for the root
+    "parent",  # index of the parent row, -1 for the root
+    "depth",
+    "cls",  # class name
+    "module",  # Python module defining the class
+    "own_params",  # elements in this module's own parameters (lazy ones count 0)
+    "total_params",  # elements in the subtree, each shared parameter once
+    "trainable",  # elements in the subtree with requires_grad
+    "frozen",  # elements in the subtree without requires_grad
+    "buffers",  # names of this module's own buffers
+    "buffer_elements",
+    "dtypes",  # sorted dtypes of own parameters and buffers
+    "devices",  # sorted devices of own parameters and buffers
+    "lazy",  # has an uninitialized (lazy) parameter
+    "shared",  # has a parameter that another module also holds
+    "alias_of",  # qualified name of the first path to this same module object, or null
+    "tensors",  # indices into `tensors` of this module's own parameters
+)
+
+# Keys of one row of the `tensors` trait (JSON): a parameter, by its first qualified name.
+TENSOR_FIELDS: Final = (
+    "name",  # qualified name, e.g. "layer1.0.conv1.weight"
+    "layer",  # index of the owning row in `layers`
+    "param",  # attribute name in the owning module, e.g. "weight"
+    "shape",
+    "dtype",
+    "device",
+    "requires_grad",
+    "lazy",
+    "complex",  # statistics are of the magnitude
+    "shared_with",  # other qualified names of this same parameter
+)
+
+# Synced traits of the shared state model (a plain ipywidgets model, no view of its own).
+STATE_TRAITS: Final = (
+    "layers",
+    "tensors",
+    "stats",
+    "hist",
+    "selected",
+    "step",
+    "num_steps",
+    "warnings",
+    "outputs",  # layer name -> output shapes per call, from a probe forward with an example input
+    "protocol_version",
+)
+
+# Synced traits of every view widget besides anywidget's own.
+VIEW_TRAITS: Final = ("state", "view")
+
+# Values of a view's `view` trait: which drawing the shared bundle renders.
+VIEW_KINDS: Final = ("structure", "picker", "histogram", "slider")
+
+# Custom messages, front end -> kernel: {"type": ..., "id": str, ...}; answered by a
+# {"type": "response", "id": same, "ok": bool, "error"?: str, ...} with binary buffers.
+REQUEST_TYPES: Final = ("exact_histogram",)
+RESPONSE_TYPE: Final = "response"
+# How long the front end waits for a response before it shows a timeout.
+REQUEST_TIMEOUT_MS: Final = 15_000

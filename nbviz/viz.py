@@ -1,0 +1,72 @@
+"""`nbviz.show`: the default layout of the views over one shared state."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import ipywidgets
+import torch
+
+from .hierarchy import module_hierarchy
+from .probe import output_shapes
+from .widgets import HistogramView, LayerPicker, StepSlider, StructureView, VizState
+
+
+class Viz(ipywidgets.VBox):  # type: ignore[misc]
+    """The assembled widget: picker and hierarchy side by side, histograms below.
+
+    Its parts are ordinary widgets (`viz.picker`, `viz.structure`, `viz.histograms`, `viz.slider`)
+    over one `viz.state`; rearrange them with any ipywidgets layout and they stay linked.
+    """
+
+    def __init__(self, state: VizState) -> None:
+        self.state = state
+        self.picker = LayerPicker(state, layout=ipywidgets.Layout(width="32%"))
+        self.structure = StructureView(state, layout=ipywidgets.Layout(width="68%"))
+        self.histograms = HistogramView(state)
+        self.slider = StepSlider(state)
+        top = ipywidgets.HBox([self.picker, self.structure])
+        super().__init__([top, self.histograms, self.slider])
+
+    @property
+    def selected(self) -> str | None:
+        """The selected layer's qualified name ("" for the root), or None.
+
+        Follows the user's clicks in the browser; assign a name to select it there. An unknown
+        name raises `ValueError` listing close matches.
+        """
+        selected: str | None = self.state.selected
+        return selected
+
+    @selected.setter
+    def selected(self, name: str | None) -> None:
+        self.state.selected = name
+
+    @property
+    def layers(self) -> list[str]:
+        """Qualified names of every layer, depth first; "" is the root."""
+        return [row["name"] for row in self.state.layers]
+
+
+def show(
+    model: torch.nn.Module,
+    example_input: Any = None,
+    *,
+    forward_kwargs: Mapping[str, Any] | None = None,
+    selected: str | None = None,
+) -> Viz:
+    """Show `model` in the notebook: module hierarchy, layer picker and parameter histograms.
+
+    With `example_input` (a tuple for several positional arguments, plus `forward_kwargs` for
+    keyword arguments), one probe forward adds each module's output shapes; it leaves the model
+    as it was. `selected` preselects a layer by name.
+    """
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"nbviz.show expects a torch.nn.Module, not {type(model).__name__}")
+    if forward_kwargs is not None and example_input is None:
+        raise TypeError("forward_kwargs needs an example_input to go with it")
+    outputs = {} if example_input is None else output_shapes(model, example_input, forward_kwargs)
+    state = VizState(module_hierarchy(model), outputs=outputs)
+    state.selected = selected
+    return Viz(state)

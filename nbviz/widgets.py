@@ -1,0 +1,178 @@
+"""The widget classes: one shared state model and the views that draw it.
+
+The views never talk to each other through Python: each holds a reference to the same `VizState`,
+and in the browser they all read and write that one model, so picking a layer or moving the
+slider updates every view even while the kernel is busy running a cell.
+"""
+
+from __future__ import annotations
+
+import difflib
+import pathlib
+import weakref
+from collections.abc import Sequence
+from typing import Any
+
+import anywidget
+import ipywidgets
+import torch
+import traitlets
+
+from . import _protocol
+from ._serialization import histogram_to_message, summaries_to_wire
+from .hierarchy import Hierarchy
+from .stats import histogram, summarize
+
+_STATIC = pathlib.Path(__file__).parent / "static"
+
+
+class UnknownLayerError(ValueError, traitlets.TraitError):
+    """A layer name that the model does not have (a ValueError, and a TraitError for traitlets)."""
+
+
+def unknown_layer_message(name: str, names: Sequence[str]) -> str:
+    close = difflib.get_close_matches(name, names, n=5, cutoff=0.5)
+    hint = f" Close matches: {', '.join(repr(c) for c in close)}." if close else ""
+    return f"No layer named {name!r} in this model ({len(names)} layers).{hint}"
+
+
+class VizState(ipywidgets.Widget):  # type: ignore[misc]
+    """Everything the views show, synced once and shared by all of them.
+
+    A plain ipywidgets model (no view, no front-end code of its own): the views fetch it by id.
+    """
+
+    layers = traitlets.List(traitlets.Dict()).tag(sync=True)
+    """Module hierarchy rows, depth first, keyed by `_protocol.LAYER_FIELDS`."""
+    tensors = traitlets.List(traitlets.Dict()).tag(sync=True)
+    """Parameter rows keyed by `_protocol.TENSOR_FIELDS`."""
+    stats = traitlets.Dict().tag(sync=True)
+    """float64 array [tensors, STAT_FIELDS] as a binary buffer."""
+    hist = traitlets.Dict().tag(sync=True)
+    """Histograms on a stable grid: HIST_FIELDS -> binary arrays."""
+    selected = traitlets.Unicode(None, allow_none=True).tag(sync=True)
+    """Qualified name of the selected layer ("" is the root), None for no selection."""
+    step = traitlets.Int(0).tag(sync=True)
+    """The step the views show."""
+    num_steps = traitlets.Int(1).tag(sync=True)
+    """How many steps there are to show."""
+    warnings = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    """What could not be seen or shown, for the views to display."""
+    outputs = traitlets.Dict(value_trait=traitlets.List(traitlets.Unicode())).tag(sync=True)
+    """Output shapes per layer and call (e.g. "16×64×8×8"), when an example input was given."""
+    protocol_version = traitlets.Int(_protocol.PROTOCOL_VERSION).tag(sync=True)
+
+    def __init__(self, hierarchy: Hierarchy, **kwargs: Any) -> None:
+        self._names = hierarchy.names()
+        # Weak references: the widget must not keep a deleted model's parameters alive.
+        self._params: list[weakref.ref[torch.Tensor] | None] = [
+            None if p.lazy else weakref.ref(p.tensor) for p in hierarchy.params
+        ]
+        stats, hist = summaries_to_wire(
+            summarize([None if p.lazy else p.tensor for p in hierarchy.params])
+        )
+        super().__init__(
+            layers=hierarchy.wire_layers(),
+            tensors=hierarchy.wire_tensors(),
+            stats=stats,
+            hist=hist,
+            **kwargs,
+        )
+
+    @traitlets.validate("selected")
+    def _check_selected(self, proposal: dict[str, Any]) -> str | None:
+        name: str | None = proposal["value"]
+        if name is not None and name not in self._names:
+            raise UnknownLayerError(unknown_layer_message(name, self._names))
+        return name
+
+    @traitlets.validate("step")
+    def _check_step(self, proposal: dict[str, Any]) -> int:
+        step: int = proposal["value"]
+        if not 0 <= step < self.num_steps:
+            raise ValueError(f"step {step} is out of range: there are {self.num_steps} steps")
+        return step
+
+    def handle_request(self, content: Any) -> tuple[dict[str, Any], list[bytes]]:
+        """Answer one request from the front end: never raises, errors go back as `ok: false`."""
+        request_id = content.get("id") if isinstance(content, dict) else None
+        if not isinstance(request_id, str):
+            return _failure(None, "request without a string 'id'"), []
+        try:
+            kind = content.get("type")
+            if kind == "exact_histogram":
+                payload, buffers = self._exact_histogram(content.get("tensor"))
+                return {"type": _protocol.RESPONSE_TYPE, "id": request_id, "ok": True,
+                        "result": payload}, buffers
+            return _failure(request_id, f"unknown request type {kind!r}"), []
+        except (LookupError, TypeError, ValueError, RuntimeError) as error:
+            return _failure(request_id, str(error)), []
+
+    def _exact_histogram(self, index: object) -> tuple[dict[str, Any], list[bytes]]:
+        if not isinstance(index, int) or isinstance(index, bool):
+            raise TypeError(f"'tensor' must be an integer index, not {index!r}")
+        if not 0 <= index < len(self._params):
+            raise IndexError(f"no tensor with index {index}: there are {len(self._params)}")
+        name = self.tensors[index]["name"]
+        ref = self._params[index]
+        if ref is None:
+            raise ValueError(f"{name} is lazy (uninitialized): it has no values yet")
+        tensor = ref()
+        if tensor is None:
+            raise RuntimeError(f"{name} no longer exists: the model was deleted")
+        return histogram_to_message(histogram(tensor, exact=True))
+
+
+def _failure(request_id: str | None, error: str) -> dict[str, Any]:
+    return {"type": _protocol.RESPONSE_TYPE, "id": request_id, "ok": False, "error": error}
+
+
+class _View(anywidget.AnyWidget):  # type: ignore[misc]
+    """One view of a `VizState`; the same front-end bundle draws every kind."""
+
+    _esm = _STATIC / "widget.js"
+    _css = _STATIC / "style.css"
+
+    state = traitlets.Instance(VizState).tag(sync=True, **ipywidgets.widget_serialization)
+    """The shared state this view draws."""
+    view = traitlets.Unicode().tag(sync=True)
+    """Which drawing: one of `_protocol.VIEW_KINDS`; fixed per class."""
+
+    _kind = ""
+
+    def __init__(self, state: VizState, **kwargs: Any) -> None:
+        if not (_STATIC / "widget.js").is_file():
+            raise RuntimeError(
+                f"The nbviz front end is not built: {_STATIC / 'widget.js'} is missing. In a source"
+                " checkout run `npm install && npm run build`, or reinstall nbviz with pip."
+            )
+        super().__init__(state=state, view=self._kind, **kwargs)
+        self.on_msg(self._answer)
+
+    def _answer(self, _widget: object, content: Any, _buffers: Sequence[bytes]) -> None:
+        reply, buffers = self.state.handle_request(content)
+        self.send(reply, buffers)
+
+
+class StructureView(_View):
+    """The module hierarchy: names, classes, parameter counts; click a row to select it."""
+
+    _kind = "structure"
+
+
+class LayerPicker(_View):
+    """A searchable list of layers (by name or class), linked to the selection."""
+
+    _kind = "picker"
+
+
+class HistogramView(_View):
+    """Histograms and statistics of the selected layer's parameters."""
+
+    _kind = "histogram"
+
+
+class StepSlider(_View):
+    """Chooses the step every view shows."""
+
+    _kind = "slider"

@@ -1,0 +1,95 @@
+"""The quickstart notebook in a real JupyterLab 4 and Notebook 7, driven in headless Chromium."""
+
+from __future__ import annotations
+
+import pathlib
+import shutil
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from jupyter_server import Server, jupyter_server
+from notebook_ui import CELL_TIMEOUT_MS, append_and_run, open_notebook, run_all_cells
+from playwright.sync_api import Page, expect
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(params=["lab", "notebook"], scope="module")
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, Server]]:
+    app: str = request.param
+    root = tmp_path_factory.mktemp(f"{app}-root")
+    shutil.copy(REPO / "notebooks" / "quickstart.ipynb", root / "quickstart.ipynb")
+    with jupyter_server(app, root, tmp_path_factory.mktemp(f"{app}-scratch")) as running:
+        yield app, running
+
+
+@pytest.fixture
+def page(chromium: Any) -> Iterator[Page]:
+    context = chromium.new_context(viewport={"width": 1280, "height": 1000})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    yield page
+    context.close()
+    assert not [e for e in errors if "nbviz" in e or "widget" in e.lower()], errors
+
+
+def selected_rows(page: Page, view: str) -> list[str | None]:
+    rows = page.locator(f".nbviz-{view} .is-selected[data-layer]")
+    return [rows.nth(i).get_attribute("data-layer") for i in range(rows.count())]
+
+
+def test_quickstart_selection_round_trips(
+    server: tuple[str, Server], page: Page, artifacts: pathlib.Path
+) -> None:
+    app, running = server
+    open_notebook(page, running.url, app, "quickstart.ipynb")
+    run_all_cells(page)
+
+    # The widget appears with the hierarchy, the picker and the histograms of the layer that the
+    # last cell selected from Python.
+    structure = page.locator(".nbviz-structure")
+    expect(structure.locator("[data-layer='features.conv2'].is-selected")).to_be_visible(
+        timeout=CELL_TIMEOUT_MS
+    )
+    assert selected_rows(page, "picker") == ["features.conv2"]
+    cards = page.locator(".nbviz-histogram .nbviz-hist-card")
+    expect(cards).to_have_count(2)
+    expect(page.locator(".nbviz-histogram [data-tensor='features.conv2.weight'] rect.nbviz-bar").first).to_be_visible()
+
+    # Click a layer in the hierarchy: both views highlight it and the histograms redraw.
+    structure.locator("[data-layer='head.fc1']").click()
+    expect(page.locator(".nbviz-picker [data-layer='head.fc1'].is-selected")).to_be_visible()
+    expect(page.locator(".nbviz-histogram [data-tensor='head.fc1.weight']")).to_be_visible()
+    expect(page.locator(".nbviz-histogram [data-tensor='features.conv2.weight']")).to_have_count(0)
+    assert selected_rows(page, "structure") == ["head.fc1"]
+    page.screenshot(path=str(artifacts / f"quickstart-{app}.png"), full_page=False)
+
+    # Python sees the browser's pick.
+    assert append_and_run(page, "print('selected:', viz.selected)").strip() == "selected: head.fc1"
+
+    # Search the picker by class, pick from it: the hierarchy follows.
+    search = page.locator(".nbviz-picker input[type='search']")
+    search.fill("batchnorm")
+    items = page.locator(".nbviz-picker .nbviz-item")
+    expect(items).to_have_count(1)
+    items.first.click()
+    expect(structure.locator("[data-layer='features.bn1'].is-selected")).to_be_visible()
+
+    # Python selects: the highlight moves in both views.
+    assert append_and_run(page, "viz.selected = 'features.conv1'; print('set')").strip() == "set"
+    expect(structure.locator("[data-layer='features.conv1'].is-selected")).to_be_visible()
+    search.fill("")
+    expect(page.locator(".nbviz-picker [data-layer='features.conv1'].is-selected")).to_be_visible()
+    assert selected_rows(page, "structure") == ["features.conv1"]
+    expect(page.locator(".nbviz-histogram [data-tensor='features.conv1.bias']")).to_be_visible()
+
+    # A bad name from Python is a clear error that lists close matches.
+    error = append_and_run(page, "viz.selected = 'features.conv9'")
+    assert "No layer named 'features.conv9'" in error
+    assert "features.conv1" in error
