@@ -28,7 +28,9 @@ def array_to_wire(array: NDArray[Any]) -> WireArray:
 def array_from_wire(wire: WireArray) -> NDArray[Any]:
     """Inverse of `array_to_wire`, for tests and for reading state back."""
     dtype = np.dtype(wire["dtype"]).newbyteorder("<")
-    return np.frombuffer(bytes(wire["view"]), dtype=dtype).reshape(wire["shape"])
+    flat: NDArray[Any] = np.frombuffer(bytes(wire["view"]), dtype=dtype)
+    shaped: NDArray[Any] = flat.reshape(wire["shape"])
+    return shaped
 
 
 def summaries_to_wire(summaries: Summaries) -> tuple[WireArray, dict[str, WireArray]]:

@@ -37,6 +37,9 @@ def parameter_histograms(hierarchy: Hierarchy, summaries: Summaries, title: str 
             f"mean {stats[field['mean']]:.3g}\nstd {stats[field['std']]:.3g}\n"
             f"zeros {int(stats[field['zeros']])}  NaN {int(stats[field['nan']])}"
         )
-        axes.text(0.98, 0.95, text, transform=axes.transAxes, ha="right", va="top", fontsize=7)
+        box = {"facecolor": "white", "alpha": 0.8, "edgecolor": "none"}
+        axes.text(
+            0.98, 0.95, text, transform=axes.transAxes, ha="right", va="top", fontsize=7, bbox=box
+        )
     figure.tight_layout()
     return figure

@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.parameter import is_lazy
 
 
 class ProbeError(RuntimeError):
@@ -48,7 +49,7 @@ def describe(tensor: torch.Tensor) -> str:
 def model_preserved(model: nn.Module) -> Iterator[None]:
     """Restores training flags, buffers and the RNG streams after the block, however it ends."""
     flags = [(module, module.training) for module in model.modules()]
-    buffers = [(b, b.detach().clone()) for b in model.buffers() if not _is_lazy(b)]
+    buffers = [(b, b.detach().clone()) for b in model.buffers() if not is_lazy(b)]
     devices = sorted({b.device.index or 0 for b, _ in buffers if b.device.type == "cuda"})
     try:
         with torch.random.fork_rng(devices=devices), torch.no_grad():
@@ -59,10 +60,6 @@ def model_preserved(model: nn.Module) -> Iterator[None]:
                 buffer.copy_(saved)
         for module, training in flags:
             module.training = training
-
-
-def _is_lazy(tensor: torch.Tensor) -> bool:
-    return isinstance(tensor, nn.parameter.UninitializedTensorMixin)
 
 
 def output_shapes(

@@ -102,8 +102,12 @@ class VizState(ipywidgets.Widget):  # type: ignore[misc]
             kind = content.get("type")
             if kind == "exact_histogram":
                 payload, buffers = self._exact_histogram(content.get("tensor"))
-                return {"type": _protocol.RESPONSE_TYPE, "id": request_id, "ok": True,
-                        "result": payload}, buffers
+                return {
+                    "type": _protocol.RESPONSE_TYPE,
+                    "id": request_id,
+                    "ok": True,
+                    "result": payload,
+                }, buffers
             return _failure(request_id, f"unknown request type {kind!r}"), []
         except (LookupError, TypeError, ValueError, RuntimeError) as error:
             return _failure(request_id, str(error)), []
@@ -127,7 +131,7 @@ def _failure(request_id: str | None, error: str) -> dict[str, Any]:
     return {"type": _protocol.RESPONSE_TYPE, "id": request_id, "ok": False, "error": error}
 
 
-class _View(anywidget.AnyWidget):  # type: ignore[misc]
+class _View(anywidget.AnyWidget):
     """One view of a `VizState`; the same front-end bundle draws every kind."""
 
     _esm = _STATIC / "widget.js"

@@ -33,7 +33,9 @@ def free_port() -> int:
 
 def _quiet_settings(settings: pathlib.Path) -> None:
     # The news pop-up and update check would cover the notebook and try the network.
-    notification = settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
+    notification = (
+        settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
+    )
     notification.parent.mkdir(parents=True)
     notification.write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
 
@@ -42,13 +44,17 @@ def _wait_until_up(url: str, process: subprocess.Popen[bytes], log: pathlib.Path
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"jupyter exited with {process.returncode}:\n{log.read_text()}")
+            raise RuntimeError(f"jupyter exited with {process.returncode}:\n{_tail(log)}")
         try:
             with urllib.request.urlopen(f"{url}/api/status", timeout=2):
                 return
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             time.sleep(0.3)
-    raise RuntimeError(f"jupyter did not answer on {url} within 90 s:\n{log.read_text()}")
+    raise RuntimeError(f"jupyter did not answer on {url} within 90 s:\n{_tail(log)}")
+
+
+def _tail(log: pathlib.Path, lines: int = 40) -> str:
+    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
 
 
 @contextlib.contextmanager
@@ -75,8 +81,13 @@ def jupyter_server(app: str, root: pathlib.Path, scratch: pathlib.Path) -> Itera
         "--ServerApp.disable_check_xsrf=True",
         f"--ServerApp.root_dir={root}",
     ]  # fmt: skip
+    if os.geteuid() == 0:  # CI and these machines run as root
+        command.append("--allow-root")
     if app == "lab":
-        command += ["--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
+        command += [
+            "--LabApp.news_url=",
+            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        ]
     with log.open("wb") as out:
         process = subprocess.Popen(
             command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True

@@ -33,9 +33,9 @@ def open_notebook(page: Page, base: str, app: str, name: str) -> None:
             raise TimeoutError(f"kernel not idle after {KERNEL_START_S} s: {_kernel_states(base)}")
         time.sleep(0.5)
     # The page's own kernel status: idle only once its connection to the kernel is up.
-    expect(page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first).to_be_attached(
-        timeout=60_000
-    )
+    expect(
+        page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first
+    ).to_be_attached(timeout=60_000)
 
 
 def run_all_cells(page: Page) -> None:

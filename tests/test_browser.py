@@ -60,7 +60,9 @@ def test_quickstart_selection_round_trips(
     assert selected_rows(page, "picker") == ["features.conv2"]
     cards = page.locator(".nbviz-histogram .nbviz-hist-card")
     expect(cards).to_have_count(2)
-    expect(page.locator(".nbviz-histogram [data-tensor='features.conv2.weight'] rect.nbviz-bar").first).to_be_visible()
+    expect(
+        page.locator(".nbviz-histogram [data-tensor='features.conv2.weight'] rect.nbviz-bar").first
+    ).to_be_visible()
 
     # Click a layer in the hierarchy: both views highlight it and the histograms redraw.
     structure.locator("[data-layer='head.fc1']").click()

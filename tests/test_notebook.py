@@ -15,7 +15,7 @@ WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 
 @pytest.mark.slow
 def test_quickstart_runs_and_stores_widget_state() -> None:
-    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    notebook = nbformat.read(NOTEBOOK, as_version=4)  # type: ignore[no-untyped-call]
     client = nbclient.NotebookClient(
         notebook, timeout=300, kernel_name="python3", store_widget_state=True,
         resources={"metadata": {"path": str(NOTEBOOK.parent)}},

@@ -31,7 +31,8 @@ def test_module_called_twice_has_two_entries() -> None:
             self.proj = nn.Linear(4, 4)
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.proj(self.proj(x)[:, :2].repeat(1, 2))
+            twice: torch.Tensor = self.proj(self.proj(x)[:, :2].repeat(1, 2))
+            return twice
 
     assert output_shapes(Twice(), torch.randn(3, 4))["proj"] == ["3×4", "3×4"]
 

@@ -21,7 +21,8 @@ REPO = pathlib.Path(__file__).resolve().parent.parent
 
 def python_contract() -> dict[str, Any]:
     constants = {k: v for k, v in vars(_protocol).items() if k.isupper()}
-    return json.loads(json.dumps(constants))
+    contract: dict[str, Any] = json.loads(json.dumps(constants))
+    return contract
 
 
 def typescript_contract(tmp_path: pathlib.Path) -> dict[str, Any]:
@@ -77,10 +78,10 @@ def test_big_endian_input_goes_out_little_endian() -> None:
 
 
 def test_widget_serialization_sends_buffers() -> None:
+    import torch
+
     from nbviz.hierarchy import module_hierarchy
     from nbviz.widgets import VizState
-
-    import torch
 
     state = VizState(module_hierarchy(torch.nn.Linear(3, 2)))
     _, _, buffers = _remove_buffers(state.get_state())

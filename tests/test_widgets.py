@@ -64,7 +64,7 @@ def test_unknown_selection_is_also_a_trait_error() -> None:
 
 
 def test_show_rejects_what_is_not_a_module() -> None:
-    with pytest.raises(TypeError, match="torch.nn.Module, not list"):
+    with pytest.raises(TypeError, match=r"torch\.nn\.Module, not list"):
         nbviz.show([nn.Linear(2, 2)])  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         nbviz.show(nn.Linear(2, 2), colour="red")  # type: ignore[call-arg]

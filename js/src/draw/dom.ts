@@ -1,0 +1,81 @@
+/**
+ * Tiny DOM builders. Text goes in through `textContent` and attributes through `setAttribute`
+ * only: module, class and parameter names are user-controlled and must never be parsed as HTML.
+ */
+
+export type Child = Node | string | null | undefined | false;
+
+export interface Props {
+  class?: string;
+  text?: string;
+  title?: string;
+  attrs?: Record<string, string | number | boolean | null | undefined>;
+}
+
+function apply(el: Element, props: Props | undefined, children: readonly Child[]): void {
+  if (props?.class) el.setAttribute("class", props.class);
+  if (props?.title !== undefined) {
+    if (el instanceof HTMLElement) el.title = props.title;
+    else el.setAttribute("title", props.title);
+  }
+  for (const [key, value] of Object.entries(props?.attrs ?? {})) {
+    if (value === null || value === undefined || value === false) continue;
+    el.setAttribute(key, value === true ? "" : String(value));
+  }
+  if (props?.text !== undefined) el.textContent = props.text;
+  for (const child of children) {
+    if (child === null || child === undefined || child === false) continue;
+    el.append(typeof child === "string" ? document.createTextNode(child) : child);
+  }
+}
+
+/** An HTML element with class, text, title, attributes and children. */
+export function h<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  props?: Props,
+  ...children: Child[]
+): HTMLElementTagNameMap[K] {
+  const el = document.createElement(tag);
+  apply(el, props, children);
+  return el;
+}
+
+const SVG_NS = "http://www.w3.org/2000/svg";
+
+/** An SVG element; `props.title` becomes a `<title>` child (the SVG tooltip). */
+export function s<K extends keyof SVGElementTagNameMap>(
+  tag: K,
+  props?: Props,
+  ...children: Child[]
+): SVGElementTagNameMap[K] {
+  const el = document.createElementNS(SVG_NS, tag) as SVGElementTagNameMap[K];
+  const { title, ...rest } = props ?? {};
+  apply(el, rest, children);
+  if (title !== undefined) {
+    const tooltip = document.createElementNS(SVG_NS, "title");
+    tooltip.textContent = title;
+    el.append(tooltip);
+  }
+  return el;
+}
+
+/** The root element of a view: `.nbviz.nbviz-<kind>`. */
+export function viewRoot(kind: string, ...children: Child[]): HTMLDivElement {
+  return h(
+    "div",
+    { class: `nbviz nbviz-${kind}`, attrs: { "data-nbviz-view": kind } },
+    ...children,
+  );
+}
+
+/** Scrolls `el` into view within its scroll containers, where the browser supports it. */
+export function scrollIntoViewNearest(el: Element): void {
+  if (typeof el.scrollIntoView === "function") {
+    el.scrollIntoView({ block: "nearest", inline: "nearest" });
+  }
+}
+
+/** Display name of a layer: "(root)" for the root (""). */
+export function layerLabel(name: string): string {
+  return name === "" ? "(root)" : name;
+}

@@ -1,0 +1,439 @@
+"""Statistics and histograms of tensors, computed on the tensor's device.
+
+Large tensors take the fast path: only cheap full-tensor passes (`aminmax`, `sum`,
+`count_nonzero` and a chunked, shifted sum of squares), and a histogram of a fixed sample. NaN
+propagates through `aminmax`, so a finite minimum and maximum prove that there is no NaN or Inf;
+only otherwise does the slow exact counting run. Small tensors are padded into one matrix per
+batch and summarised exactly with a fixed number of operations per batch, not per tensor. Results
+stay on the device until one copy to the host per call and device (a tensor with NaN or Inf costs
+a few more).
+
+Histograms use a stable grid: `HIST_BINS` bins of a power-of-two width, aligned to a multiple of
+that width, so histograms of a tensor at different steps or ranks can be compared and merged. The
+grid always comes from the exact minimum and maximum, even when the counts come from a sample.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+
+from ._protocol import HIST_BINS, STAT_FIELDS
+
+MAX_SAMPLE = 65536
+"""Histograms of tensors larger than this are counted from a fixed sample of this many elements."""
+
+_BIN_BITS = HIST_BINS.bit_length() - 1
+if 1 << _BIN_BITS != HIST_BINS:
+    raise ImportError(f"HIST_BINS must be a power of two, not {HIST_BINS}")
+
+# On the CPU a chunk of this many elements stays in cache between the passes of the shifted sum
+# of squares; elsewhere launches cost more than memory traffic and chunks only bound scratch space.
+_CPU_CHUNK = 1 << 20
+_DEVICE_CHUNK = 1 << 24
+# Tensors up to this size are padded into [rows, power of two] batches of at most _BATCH elements.
+_SMALL = 1 << 16
+_BATCH = 1 << 18
+
+# Normal float64 powers of two; a grid of subnormal width would only serve subnormal spans.
+_MIN_EXPONENT, _MAX_EXPONENT = -1022, 1023
+
+_SEED = 0x6E62_7669  # the same sample at every step, so that histograms stay comparable
+
+# Device rows are built in this order; the protocol must agree.
+_DEVICE_ORDER = ("min", "max", "mean", "std", "l2", "zeros", "nan", "posinf", "neginf")
+if STAT_FIELDS[0] != "numel" or STAT_FIELDS[1:] != _DEVICE_ORDER:
+    raise ImportError(f"nbviz.stats builds rows as {_DEVICE_ORDER}, not {STAT_FIELDS[1:]}")
+
+_NSTATS = len(STAT_FIELDS)
+# A host row: STAT_FIELDS, lo, width, sample, counts.
+_LO, _WIDTH, _SAMPLE = _NSTATS, _NSTATS + 1, _NSTATS + 2
+_COUNTS = _NSTATS + 3
+_ROW = _COUNTS + HIST_BINS
+# A device row is a host row without numel and sample, which the host knows.
+_DEVICE_STATS = _NSTATS - 1
+_DEVICE_ROW = _DEVICE_STATS + 2 + HIST_BINS
+_MIN, _NAN = STAT_FIELDS.index("min"), STAT_FIELDS.index("nan")
+
+
+@dataclass(frozen=True)
+class Histogram:
+    """Bin i counts the values in [lo + i*width, lo + (i+1)*width); NaN and Inf are not counted."""
+
+    lo: float
+    width: float
+    counts: NDArray[np.float64]
+    sample: int
+    """How many elements the counts were taken from: numel when exact, else the sample size."""
+
+
+@dataclass(frozen=True)
+class Summaries:
+    """Statistics and histograms of many tensors, one row each, all float64."""
+
+    stats: NDArray[np.float64]
+    """[n, len(STAT_FIELDS)]"""
+    counts: NDArray[np.float64]
+    """[n, HIST_BINS]"""
+    lo: NDArray[np.float64]
+    width: NDArray[np.float64]
+    sample: NDArray[np.float64]
+
+
+def tensor_stats(t: torch.Tensor) -> NDArray[np.float64]:
+    """STAT_FIELDS of `t`: min/max/mean/std/l2 of its finite values; zeros, NaN, ±Inf counted.
+
+    std is the population std (ddof=0); complex tensors are summarised by their magnitude.
+    """
+    row = _rows([t], max_sample=MAX_SAMPLE, exact=False)[0]
+    return np.array(row[:_NSTATS], dtype=np.float64)
+
+
+def histogram(t: torch.Tensor, *, max_sample: int = MAX_SAMPLE, exact: bool = False) -> Histogram:
+    """Histogram of the finite values of `t` on its stable grid.
+
+    Counted from a fixed sample of `max_sample` elements when `t` is larger, unless `exact`.
+    """
+    row = _rows([t], max_sample=max_sample, exact=exact)[0]
+    return Histogram(
+        lo=float(row[_LO]),
+        width=float(row[_WIDTH]),
+        counts=row[_COUNTS:].copy(),
+        sample=int(row[_SAMPLE]),
+    )
+
+
+def summarize(tensors: Sequence[torch.Tensor | None], *, max_sample: int = MAX_SAMPLE) -> Summaries:
+    """Statistics and (sampled) histograms of many tensors.
+
+    None, an uninitialized (lazy) parameter or a meta tensor has no values: numel 0, NaN
+    statistics and grid, no counts. No reference to any tensor is kept.
+    """
+    rows = _rows(tensors, max_sample=max_sample, exact=False)
+    return Summaries(
+        stats=rows[:, :_NSTATS].copy(),
+        counts=rows[:, _COUNTS:].copy(),
+        lo=rows[:, _LO].copy(),
+        width=rows[:, _WIDTH].copy(),
+        sample=rows[:, _SAMPLE].copy(),
+    )
+
+
+@dataclass
+class _Prepared:
+    """A tensor ready to reduce: flat, real, float32 or float64."""
+
+    flat: torch.Tensor
+    integral: bool
+    """Integer or bool values: the grid width never drops below 1."""
+
+
+class _Batcher:
+    """Device rows, collected per device so that each device is copied to the host once."""
+
+    def __init__(self, max_sample: int, exact: bool) -> None:
+        self.max_sample = max_sample
+        self.exact = exact
+        # Per device: the host rows a [m, _DEVICE_ROW] tensor fills, and whether to check them
+        # for NaN and Inf (the fast path assumes there are none).
+        self.pending: dict[torch.device, list[tuple[list[int], torch.Tensor, bool]]] = {}
+        # Small tensors waiting for their batch, per (device, padded length).
+        self.small: dict[tuple[torch.device, int], list[tuple[int, _Prepared]]] = {}
+
+    def add(self, row: int, t: torch.Tensor) -> None:
+        p = _prepare(t)
+        n = p.flat.numel()
+        if n <= _SMALL and (self.exact or n <= self.max_sample):
+            length = 1 << (n - 1).bit_length()
+            bucket = self.small.setdefault((p.flat.device, length), [])
+            bucket.append((row, p))
+            if len(bucket) * length >= _BATCH:
+                self._flush(p.flat.device, bucket)
+                bucket.clear()
+        else:
+            values = p.flat
+            if not self.exact and n > self.max_sample:
+                values = values[_sample_indices(n, self.max_sample, values.device)]
+            self._put(p.flat.device, [row], _large_row(p, values)[None], check=True)
+
+    def finish(self, rows: NDArray[np.float64]) -> list[int]:
+        """Fills `rows` from the devices; returns the rows that need the slow, exact path."""
+        for (device, _), bucket in self.small.items():
+            if bucket:
+                self._flush(device, bucket)
+        self.small.clear()
+        slow = []
+        for items in self.pending.values():
+            host = torch.cat([block for _, block, _ in items]).cpu().numpy()
+            start = 0
+            for indices, block, check in items:
+                for index, device_row in zip(
+                    indices, host[start : start + len(block)], strict=True
+                ):
+                    _fill(rows[index], device_row)
+                    if check and not np.isfinite(device_row[:2]).all():
+                        slow.append(index)  # NaN or Inf: aminmax propagated it
+                    elif np.isnan(device_row[0]):
+                        rows[index, _SAMPLE] = 0  # nothing finite to count
+                start += len(block)
+        self.pending.clear()
+        return slow
+
+    def _flush(self, device: torch.device, bucket: list[tuple[int, _Prepared]]) -> None:
+        block = _small_rows([p.flat for _, p in bucket], [p.integral for _, p in bucket])
+        self._put(device, [row for row, _ in bucket], block, check=False)
+
+    def _put(self, device: torch.device, rows: list[int], block: torch.Tensor, check: bool) -> None:
+        self.pending.setdefault(device, []).append((rows, block, check))
+
+
+def _rows(
+    tensors: Sequence[torch.Tensor | None], *, max_sample: int, exact: bool
+) -> NDArray[np.float64]:
+    """Host rows (STAT_FIELDS, lo, width, sample, counts) of all tensors."""
+    if max_sample < 1:
+        raise ValueError(f"max_sample must be at least 1, not {max_sample}")
+    rows = np.zeros((len(tensors), _ROW))
+    batcher = _Batcher(max_sample, exact)
+    with torch.no_grad():
+        for i, t in enumerate(tensors):
+            if t is None or _has_no_values(t):
+                rows[i] = _absent_row()
+            elif t.numel() == 0:
+                rows[i] = _empty_row()
+            else:
+                rows[i, 0] = t.numel()
+                rows[i, _SAMPLE] = t.numel() if exact else min(t.numel(), max_sample)
+                batcher.add(i, t)
+        for i in batcher.finish(rows):
+            t = tensors[i]
+            if t is not None:
+                rows[i] = _nonfinite_row(_prepare(t), rows[i, _SAMPLE], max_sample)
+    return rows
+
+
+def _fill(row: NDArray[np.float64], device_row: NDArray[np.float64]) -> None:
+    """Copies a device row into a host row, leaving numel and sample as they are."""
+    row[_MIN:_NSTATS] = device_row[:_DEVICE_STATS]
+    row[_LO:_SAMPLE] = device_row[_DEVICE_STATS : _DEVICE_STATS + 2]
+    row[_COUNTS:] = device_row[_DEVICE_STATS + 2 :]
+
+
+def _has_no_values(t: torch.Tensor) -> bool:
+    return torch.nn.parameter.is_lazy(t) or t.is_meta
+
+
+def _absent_row() -> NDArray[np.float64]:
+    row = np.zeros(_ROW)
+    row[1:_NSTATS] = row[_LO] = row[_WIDTH] = np.nan
+    return row
+
+
+def _empty_row() -> NDArray[np.float64]:
+    row = np.zeros(_ROW)
+    row[_MIN : STAT_FIELDS.index("zeros")] = np.nan
+    row[_WIDTH] = 1.0
+    return row
+
+
+def _prepare(t: torch.Tensor) -> _Prepared:
+    x = t.detach()
+    if x.is_complex():
+        x = x.abs()
+    integral = not x.is_floating_point()
+    if integral:
+        x = x.to(torch.float64)  # exact below 2**53; bool and ints share one path
+    elif x.dtype not in (torch.float32, torch.float64):
+        x = x.to(torch.float32)  # half precision loses too much in reductions
+    return _Prepared(x.reshape(-1), integral)
+
+
+@functools.lru_cache(maxsize=64)
+def _sample_indices(numel: int, size: int, device: torch.device) -> torch.Tensor:
+    """A fixed sample (with replacement) of positions, the same at every call."""
+    generator = torch.Generator().manual_seed(_SEED)  # private: the global RNG is left alone
+    indices = torch.randint(numel, (size,), generator=generator)
+    return indices.sort().values.to(device)  # sorted, so that the gather reads memory in order
+
+
+def _large_row(p: _Prepared, values: torch.Tensor) -> torch.Tensor:
+    """The device row of one large tensor on the fast path: no NaN or Inf assumed, none counted.
+
+    `values` are what the histogram counts: a sample, or all of `p.flat` when exact.
+    """
+    moments = _moments(p.flat)
+    integral = torch.full((), p.integral, device=moments.device)  # a fill, not a copy
+    lo, width = _grid(moments[0], moments[1], integral)
+    counts = _bin(values, lo, width)
+    return torch.cat([moments, moments.new_zeros(3), torch.stack([lo, width]), counts])
+
+
+def _nonfinite_row(p: _Prepared, sample: float, max_sample: int) -> NDArray[np.float64]:
+    """Exact NaN/Inf counts and statistics of the finite values: several passes, rarely needed."""
+    flat = p.flat
+    n = flat.numel()
+    masks = (flat.isnan(), flat.isposinf(), flat.isneginf())
+    specials = torch.stack([torch.count_nonzero(mask) for mask in masks]).double()
+    finite = flat[flat.isfinite()]
+    row = _empty_row()
+    row[0] = n
+    if finite.numel():
+        # The histogram counts the same positions as the fast path would: the sample is fixed.
+        values = flat if sample == n else flat[_sample_indices(n, max_sample, flat.device)]
+        device_row = _large_row(_Prepared(finite, p.integral), values)
+        host = torch.cat([device_row, specials]).cpu().numpy()  # one copy
+        _fill(row, host[:_DEVICE_ROW])
+        row[_SAMPLE] = sample
+        row[_NAN:_NSTATS] = host[_DEVICE_ROW:]
+    else:
+        row[_NAN:_NSTATS] = specials.cpu().numpy()
+    return row
+
+
+def _moments(flat: torch.Tensor) -> torch.Tensor:
+    """min, max, mean, population std, l2 norm and zero count of `flat`: float64 [6].
+
+    Each chunk is shifted by its own mean before squaring, so that a large mean does not cancel
+    the variance away, and the chunks are combined with Chan's formula in float64. Squares are
+    summed with `sum` (pairwise, accurate) rather than `dot` (~1e-4 relative error at 1e7
+    elements on the CPU).
+    """
+    n = flat.numel()
+    chunk = _CPU_CHUNK if flat.device.type == "cpu" else _DEVICE_CHUNK
+    scratch = torch.empty(min(n, chunk), dtype=flat.dtype, device=flat.device)
+    parts = torch.stack([_chunk_moments(part, scratch) for part in torch.split(flat, chunk)])
+    low, high, sums, squares, nonzero = parts.unbind(1)
+    sizes = torch.full_like(sums, float(chunk))
+    sizes[-1] = float(n - chunk * (len(sizes) - 1))
+    means = sums / sizes
+    mean = sums.sum() / n
+    spread = squares.sum() + (sizes * (means - mean).square()).sum()
+    l2 = (squares + sizes * means.square()).sum().sqrt()
+    std = (spread.clamp(min=0) / n).sqrt()
+    return torch.stack([low.min(), high.max(), mean, std, l2, n - nonzero.sum()])
+
+
+def _chunk_moments(part: torch.Tensor, scratch: torch.Tensor) -> torch.Tensor:
+    """min, max, sum, sum of squared deviations from the mean, nonzeros: float64 [5]."""
+    n = part.numel()
+    low, high = torch.aminmax(part)
+    shift = part.sum() / n
+    deviation = torch.sub(part, shift, out=scratch[:n])
+    residual = deviation.sum()  # what the rounded shift missed
+    squares = deviation.square_().sum()
+    low, high, shift, residual, squares = (
+        torch.stack([low, high, shift, residual, squares]).double().unbind()
+    )
+    nonzero = torch.count_nonzero(part).double()
+    return torch.stack([low, high, shift * n + residual, squares - residual.square() / n, nonzero])
+
+
+def _small_rows(flats: list[torch.Tensor], integral: list[bool]) -> torch.Tensor:
+    """Device rows [m, _DEVICE_ROW] of small tensors, all counted exactly in one padded matrix.
+
+    The padding is NaN: it drops out with the other non-finite values and is taken off their count.
+    """
+    device = flats[0].device
+    x = torch.nn.utils.rnn.pad_sequence(
+        [f.double() for f in flats], batch_first=True, padding_value=math.nan
+    )
+    padding = _host_vector([x.shape[1] - f.numel() for f in flats], torch.float64, device)
+    finite = x.isfinite()
+    count = torch.count_nonzero(finite, 1)
+    some = count > 0
+    kept = torch.where(finite, x, 0.0)
+    mean = kept.sum(1) / count
+    deviation = torch.where(finite, x - mean[:, None], 0.0)
+    std = (deviation.square().sum(1) / count).sqrt()
+    l2 = torch.where(some, kept.square().sum(1).sqrt(), math.nan)
+    low = torch.where(some, torch.where(finite, x, math.inf).amin(1), math.nan)
+    high = torch.where(some, torch.where(finite, x, -math.inf).amax(1), math.nan)
+    lo, width = _grid(low, high, _host_vector(integral, torch.bool, device))
+    lo = torch.where(some, lo, 0.0)
+    width = torch.where(some, width, 1.0)
+    # count_nonzero of a mask is several times faster than its sum.
+    zeros, nan = torch.count_nonzero(x == 0, 1), torch.count_nonzero(x.isnan(), 1) - padding
+    posinf, neginf = torch.count_nonzero(x.isposinf(), 1), torch.count_nonzero(x.isneginf(), 1)
+    stats = [low, high, mean, std, l2, zeros, nan, posinf, neginf, lo, width]
+    counts = _bin_rows(x, lo, width)
+    return torch.cat([torch.stack([s.double() for s in stats], 1), counts], 1)
+
+
+def _host_vector(
+    values: list[int] | list[bool], dtype: torch.dtype, device: torch.device
+) -> torch.Tensor:
+    # Non-blocking: a host-to-device copy from pageable memory is staged and never waits on the
+    # device, where a blocking one would synchronise the stream.
+    return torch.tensor(values, dtype=dtype).to(device, non_blocking=True)
+
+
+def _grid(
+    low: torch.Tensor, high: torch.Tensor, integral: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """lo and width of the stable grid, elementwise: the smallest power-of-two width whose
+    aligned bins hold [low, high] in HIST_BINS bins, never below 1 for integers.
+
+    When all values are equal every width fits; the grid is then that of [0, value] ([0, 1] for
+    zero), so that the width follows the value's magnitude.
+    """
+    half_span = high * 0.5 - low * 0.5  # halves: the span itself may overflow
+    magnitude = torch.where(low == 0, 0.5, low.abs() * 0.5)
+    half = torch.where(half_span > 0, half_span, magnitude)
+    # span < HIST_BINS * 2**k is necessary, and frexp gives the smallest such k exactly.
+    k = (torch.frexp(half).exponent + (1 - _BIN_BITS)).double().clamp(min=_MIN_EXPONENT)
+    k = torch.where(integral, k.clamp(min=0), k)
+    k = torch.where(_fits(low, high, k), k, k + 1)  # k + 1 always fits
+    smaller = k - 1  # fits only where the span was rounded up
+    shrink = _fits(low, high, smaller) & (half_span > 0) & (~integral | (smaller >= 0))
+    k = torch.where(shrink, smaller, k)
+    width = _power_of_two(k)
+    return torch.floor(low / width) * width, width
+
+
+def _power_of_two(k: torch.Tensor) -> torch.Tensor:
+    """2**k for integral float64 k, built from the exponent bits: exact on every device."""
+    exponent = k.clamp(_MIN_EXPONENT, _MAX_EXPONENT).long()
+    return ((exponent + _MAX_EXPONENT) << 52).view(torch.float64)
+
+
+def _fits(low: torch.Tensor, high: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    width = _power_of_two(k)
+    return torch.floor(high / width) - torch.floor(low / width) < HIST_BINS
+
+
+def _bin(values: torch.Tensor, lo: torch.Tensor, width: torch.Tensor) -> torch.Tensor:
+    """Counts of the 1-D `values` on one grid, float64 [HIST_BINS]; non-finite values dropped."""
+    chunk = _CPU_CHUNK if values.device.type == "cpu" else _DEVICE_CHUNK
+    counts = values.new_zeros(HIST_BINS, dtype=torch.float64)
+    for part in torch.split(values, chunk):
+        counts += _bin_rows(part[None].double(), lo[None], width[None])[0]
+    return counts
+
+
+def _bin_rows(x: torch.Tensor, lo: torch.Tensor, width: torch.Tensor) -> torch.Tensor:
+    """Counts of each float64 row of `x` on its own grid: [rows, HIST_BINS]."""
+    rows = x.shape[0]
+    # Dividing by a power of two is exact, so the bins are exact and x - lo cannot overflow.
+    position = torch.div(x, width[:, None]).floor_().sub_(torch.floor(lo / width)[:, None])
+    # Non-finite values (NaN padding included) go to a discard bin past the end of their row;
+    # the clamp only keeps a garbage grid (of a tensor bound for the slow path) in bounds.
+    discard = float(HIST_BINS)
+    position.nan_to_num_(nan=discard, posinf=discard, neginf=discard).clamp_(0, discard)
+    if rows > 1:
+        position += torch.arange(rows, device=x.device, dtype=x.dtype)[:, None] * (HIST_BINS + 1)
+    counts = _bincount(position.long().reshape(-1), rows * (HIST_BINS + 1))
+    return counts.view(rows, HIST_BINS + 1)[:, :HIST_BINS]
+
+
+def _bincount(index: torch.Tensor, size: int) -> torch.Tensor:
+    if index.device.type == "cpu":
+        return torch.bincount(index, minlength=size).double()
+    # Off the CPU bincount copies its min and max to the host; scatter_add never waits.
+    ones = torch.ones_like(index, dtype=torch.float64)
+    return ones.new_zeros(size).scatter_add_(0, index, ones)
