@@ -23,9 +23,9 @@ def demo_model() -> nn.Module:
     head = nn.Sequential(
         OrderedDict(
             flatten=nn.Flatten(),
-            fc1=nn.Linear(16 * 8 * 8, 64),
+            fc1=nn.Linear(16 * 8 * 8, 128),
             relu=nn.ReLU(),
-            fc2=nn.Linear(64, 10),
+            fc2=nn.Linear(128, 10),
         )
     )
     return nn.Sequential(OrderedDict(features=features, head=head))

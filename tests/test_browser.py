@@ -70,7 +70,14 @@ def test_quickstart_selection_round_trips(
     expect(page.locator(".nbviz-histogram [data-tensor='head.fc1.weight']")).to_be_visible()
     expect(page.locator(".nbviz-histogram [data-tensor='features.conv2.weight']")).to_have_count(0)
     assert selected_rows(page, "structure") == ["head.fc1"]
-    page.screenshot(path=str(artifacts / f"quickstart-{app}.png"), full_page=False)
+    widget = page.locator(".jp-OutputArea-output", has=page.locator(".nbviz-structure")).first
+    widget.screenshot(path=str(artifacts / f"quickstart-{app}.png"))
+
+    # 131,072 weights: histogrammed from a sample; "exact" asks the kernel for every element.
+    weight = page.locator(".nbviz-histogram [data-tensor='head.fc1.weight']")
+    expect(weight.locator(".nbviz-sampled")).to_contain_text("sampled: 65,536 of 131,072")
+    weight.locator("button.nbviz-exact").click()
+    expect(weight.locator(".nbviz-exact-note")).to_have_text("exact: all 131,072 elements")
 
     # Python sees the browser's pick.
     assert append_and_run(page, "print('selected:', viz.selected)").strip() == "selected: head.fc1"
@@ -95,3 +102,19 @@ def test_quickstart_selection_round_trips(
     error = append_and_run(page, "viz.selected = 'features.conv9'")
     assert "No layer named 'features.conv9'" in error
     assert "features.conv1" in error
+
+    # Names from the model are text, never markup, in every view.
+    evil = "<img src=x onerror=self['pwned']=1><b>bold</b>"  # no dots: torch forbids them
+    shown = append_and_run(
+        page,
+        "import torch\n"
+        f"nbviz.show(torch.nn.ModuleDict({{{evil!r}: torch.nn.Linear(2, 2)}}), selected={evil!r})",
+    )
+    assert "Error" not in shown, shown
+    for view in ("structure", "picker"):
+        expect(page.locator(f".nbviz-{view} .is-selected[data-layer]").last).to_have_attribute(
+            "data-layer", evil
+        )
+    expect(page.locator(".nbviz-hist-title").last).to_contain_text(evil)
+    assert page.locator(".nbviz img, .nbviz b").count() == 0
+    assert page.evaluate("self['pwned']") is None

@@ -156,7 +156,7 @@ def test_show_does_not_change_the_model() -> None:
 
 def test_example_input_adds_output_shapes() -> None:
     viz = nbviz.show(demo_model(), torch.randn(2, 1, 16, 16))
-    assert viz.state.outputs["head.fc1"] == ["2×64"]
+    assert viz.state.outputs["head.fc1"] == ["2×128"]
     assert nbviz.show(demo_model()).state.outputs == {}
     with pytest.raises(TypeError, match="needs an example_input"):
         nbviz.show(demo_model(), forward_kwargs={"mode": "x"})

@@ -5,6 +5,7 @@ import {
   type ExactState,
   histogramBars,
   histogramSvg,
+  occupiedBins,
 } from "../src/draw/histogram";
 import { histWire, sampleLayers, sampleTensors, statsWire } from "./fixtures";
 
@@ -42,6 +43,23 @@ function histogram64(bins: Record<number, number>, lo: number, width: number): H
   for (const [i, c] of Object.entries(bins)) counts[Number(i)] = c;
   return { counts, lo, width, sample: 10 };
 }
+
+describe("occupiedBins", () => {
+  it("spans the first to the last non-empty bin", () => {
+    expect(occupiedBins([0, 0, 2, 0, 5, 0])).toEqual({ first: 2, last: 4 });
+    expect(occupiedBins([0, Number.NaN, 0])).toBeNull();
+  });
+
+  it("crops the drawing to those bins, keeping absolute bin numbers and values", () => {
+    const svg = histogramSvg(histogram64({ 20: 1, 23: 3 }, -2, 0.5), "w");
+    const rects = [...svg.querySelectorAll("rect.nbviz-bar")];
+    expect(rects.map((r) => r.getAttribute("data-bin"))).toEqual(["20", "23"]);
+    // 4 bins share the 304-wide plot: 76 each.
+    expect(rects.map((r) => r.getAttribute("x"))).toEqual(["0", "228"]);
+    expect(svg.querySelector(".nbviz-tick-lo")?.textContent).toBe("8");
+    expect(svg.querySelector(".nbviz-tick-hi")?.textContent).toBe("10");
+  });
+});
 
 describe("histogramSvg", () => {
   const hist = histogram64({ 0: 3, 10: 6, 63: 1 }, -2, 0.0625);

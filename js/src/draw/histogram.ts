@@ -78,13 +78,35 @@ function px(v: number): string {
   return String(Math.round(v * 100) / 100);
 }
 
+/**
+ * The bins from the first to the last non-empty one: the stable grid can span up to twice the
+ * data's range, and drawing the empty rest would squeeze the data into a corner.
+ */
+export function occupiedBins(counts: ArrayLike<number>): { first: number; last: number } | null {
+  let first = -1;
+  let last = -1;
+  for (let i = 0; i < counts.length; i++) {
+    const c = counts[i] ?? 0;
+    if (Number.isFinite(c) && c > 0) {
+      if (first < 0) first = i;
+      last = i;
+    }
+  }
+  return first < 0 ? null : { first, last };
+}
+
 const CHART = { width: 320, height: 120, left: 8, right: 8, top: 14, bottom: 20 } as const;
 
 /** The inline SVG bar chart of one histogram (deterministic for the same input). */
 export function histogramSvg(histogram: Histogram, label: string): SVGSVGElement {
   const plotW = CHART.width - CHART.left - CHART.right;
   const plotH = CHART.height - CHART.top - CHART.bottom;
-  const { counts, lo, width } = histogram;
+  const occupied = occupiedBins(histogram.counts);
+  const first = occupied?.first ?? 0;
+  const last = occupied?.last ?? histogram.counts.length - 1;
+  const counts = Array.prototype.slice.call(histogram.counts, first, last + 1) as number[];
+  const width = histogram.width;
+  const lo = histogram.lo + first * width;
   const hi = lo + counts.length * width;
   const bars = histogramBars(counts, lo, width, { width: plotW, height: plotH });
   const max = bars.reduce((m, b) => Math.max(m, b.count), 0);
@@ -114,7 +136,7 @@ export function histogramSvg(histogram: Histogram, label: string): SVGSVGElement
           y: px(bar.y),
           width: px(bar.width),
           height: px(bar.height),
-          "data-bin": bar.index,
+          "data-bin": bar.index + first,
         },
         title: `[${formatValue(bar.x0)}, ${formatValue(bar.x1)}): ${formatCount(bar.count)}`,
       }),
