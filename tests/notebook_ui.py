@@ -7,7 +7,7 @@ import time
 import urllib.request
 from typing import Any
 
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Locator, Page, expect
 
 KERNEL_START_S = 120
 CELL_TIMEOUT_MS = 180_000  # the first `import torch` is slow on a cold machine
@@ -43,8 +43,8 @@ def run_all_cells(page: Page) -> None:
     page.locator(".lm-Menu-item:visible", has_text="Run All Cells").first.click()
 
 
-def append_and_run(page: Page, code: str) -> str:
-    """Adds a code cell at the end, runs it, and returns the text of its output."""
+def append_and_start(page: Page, code: str) -> Locator:
+    """Adds a code cell at the end and starts it; returns the cell without waiting for it."""
     cells = page.locator(".jp-Notebook .jp-Cell")
     count = cells.count()
     cells.nth(count - 1).locator(".jp-InputPrompt").click()
@@ -55,6 +55,11 @@ def append_and_run(page: Page, code: str) -> str:
     new_cell.locator(".cm-content").click()
     page.keyboard.insert_text(code)
     page.keyboard.press("Shift+Enter")
-    output = new_cell.locator(".jp-OutputArea-output")
+    return new_cell
+
+
+def append_and_run(page: Page, code: str) -> str:
+    """Adds a code cell at the end, runs it, and returns the text of its output."""
+    output = append_and_start(page, code).locator(".jp-OutputArea-output")
     expect(output.first).to_be_visible(timeout=CELL_TIMEOUT_MS)
     return output.first.inner_text()

@@ -9,7 +9,13 @@ from typing import Any
 
 import pytest
 from jupyter_server import Server, jupyter_server
-from notebook_ui import CELL_TIMEOUT_MS, append_and_run, open_notebook, run_all_cells
+from notebook_ui import (
+    CELL_TIMEOUT_MS,
+    append_and_run,
+    append_and_start,
+    open_notebook,
+    run_all_cells,
+)
 from playwright.sync_api import Page, expect
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
@@ -97,6 +103,23 @@ def test_quickstart_selection_round_trips(
     expect(page.locator(".nbviz-picker [data-layer='features.conv1'].is-selected")).to_be_visible()
     assert selected_rows(page, "structure") == ["features.conv1"]
     expect(page.locator(".nbviz-histogram [data-tensor='features.conv1.bias']")).to_be_visible()
+
+    # While a cell keeps the kernel busy, picking still updates every view in the browser; the
+    # kernel learns of it when the cell ends.
+    busy = append_and_start(page, "import time; time.sleep(6); print('done')")
+    expect(
+        page.locator(".jp-Notebook-ExecutionIndicator[data-status='busy']").first
+    ).to_be_attached()
+    page.locator(".nbviz-picker [data-layer='head.fc2']").click()
+    expect(structure.locator("[data-layer='head.fc2'].is-selected")).to_be_visible(timeout=1000)
+    expect(page.locator(".nbviz-histogram [data-tensor='head.fc2.weight']")).to_be_visible(
+        timeout=1000
+    )
+    expect(
+        page.locator(".jp-Notebook-ExecutionIndicator[data-status='busy']").first
+    ).to_be_attached()
+    expect(busy.locator(".jp-OutputArea-output")).to_have_text("done", timeout=CELL_TIMEOUT_MS)
+    assert append_and_run(page, "print(viz.selected)").strip() == "head.fc2"
 
     # A bad name from Python is a clear error that lists close matches.
     error = append_and_run(page, "viz.selected = 'features.conv9'")
