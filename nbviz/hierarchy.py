@@ -239,29 +239,11 @@ def _ancestors(nodes: list[_Node], rows: Iterable[int]) -> set[int]:
 def _layer_info(node: _Node, params: list[_Param], totals: tuple[int, int]) -> LayerInfo:
     module = node.module
     cls = type(module)
-    if node.alias_of is not None:
-        # Everything an alias holds already belongs to the first path to the same module.
-        return LayerInfo(
-            name=node.name,
-            parent=node.parent,
-            depth=node.depth,
-            cls=cls.__name__,
-            module=cls.__module__,
-            own_params=0,
-            total_params=0,
-            trainable=0,
-            frozen=0,
-            buffers=(),
-            buffer_elements=0,
-            dtypes=(),
-            devices=(),
-            lazy=False,
-            shared=False,
-            alias_of=node.alias_of,
-            tensors=(),
-        )
-    own = [params[i] for i in node.tensors]
-    buffers = {key: b for key, b in module._buffers.items() if b is not None}
+    # Everything an alias holds already belongs to the first path to the same module.
+    alias = node.alias_of is not None
+    own = [] if alias else [params[i] for i in node.tensors]
+    buffers = {} if alias else {key: b for key, b in module._buffers.items() if b is not None}
+    trainable, frozen = (0, 0) if alias else totals
     tensors = [p.tensor for p in own] + list(buffers.values())
     return LayerInfo(
         name=node.name,
@@ -270,17 +252,17 @@ def _layer_info(node: _Node, params: list[_Param], totals: tuple[int, int]) -> L
         cls=cls.__name__,
         module=cls.__module__,
         own_params=sum(p.numel for p in own),
-        total_params=totals[0] + totals[1],
-        trainable=totals[0],
-        frozen=totals[1],
+        total_params=trainable + frozen,
+        trainable=trainable,
+        frozen=frozen,
         buffers=tuple(buffers),
         buffer_elements=sum(_numel(b) for b in buffers.values()),
         dtypes=tuple(sorted({_dtype_name(t.dtype) for t in tensors})),
         devices=tuple(sorted({str(t.device) for t in tensors})),
         lazy=any(torch.nn.parameter.is_lazy(t) for t in tensors),
         shared=any(p.shared_with for p in own),
-        alias_of=None,
-        tensors=tuple(node.tensors),
+        alias_of=node.alias_of,
+        tensors=() if alias else tuple(node.tensors),
     )
 
 

@@ -79,3 +79,10 @@ export function scrollIntoViewNearest(el: Element): void {
 export function layerLabel(name: string): string {
   return name === "" ? "(root)" : name;
 }
+
+/** Marks an element as the selected one (or not), for styles and for assistive technology. */
+export function markSelected(el: Element | undefined, selected: boolean): void {
+  if (el === undefined) return;
+  el.classList.toggle("is-selected", selected);
+  el.setAttribute("aria-selected", String(selected));
+}

@@ -8,7 +8,7 @@
 
 import { formatCount } from "../format";
 import type { LayerRow } from "../protocol";
-import { h, layerLabel, scrollIntoViewNearest, viewRoot } from "./dom";
+import { h, layerLabel, markSelected, scrollIntoViewNearest, viewRoot } from "./dom";
 
 /**
  * Indices of the layers whose name or class name contains `query`, case-insensitively, in
@@ -147,16 +147,11 @@ export function createPicker(data: PickerData, options: PickerOptions = {}): Pic
   function applySelection(scroll: boolean): void {
     const next = current.selected === null ? -1 : (indexByName.get(current.selected) ?? -1);
     if (next === selectedIndex) return;
-    const before = items[selectedIndex];
-    if (before) {
-      before.classList.remove("is-selected");
-      before.setAttribute("aria-selected", "false");
-    }
+    markSelected(items[selectedIndex], false);
     selectedIndex = next;
     const item = items[next];
     if (item === undefined) return;
-    item.classList.add("is-selected");
-    item.setAttribute("aria-selected", "true");
+    markSelected(item, true);
     const position = matches.indexOf(next);
     if (position >= 0) setActive(position, false);
     if (scroll && list.contains(item)) scrollIntoViewNearest(item);

@@ -9,7 +9,7 @@
 
 import { formatOutputs, formatParams, plural } from "../format";
 import type { LayerRow } from "../protocol";
-import { h, layerLabel, scrollIntoViewNearest, viewRoot } from "./dom";
+import { h, layerLabel, markSelected, scrollIntoViewNearest, viewRoot } from "./dom";
 
 export interface TreeData {
   layers: readonly LayerRow[];
@@ -366,16 +366,11 @@ export function createTree(data: TreeData, options: TreeOptions = {}): Tree {
   function applySelection(scroll: boolean): void {
     const next = current.selected === null ? -1 : (indexByName.get(current.selected) ?? -1);
     if (next === selectedIndex) return;
-    const before = rows[selectedIndex];
-    if (before) {
-      before.classList.remove("is-selected");
-      before.setAttribute("aria-selected", "false");
-    }
+    markSelected(rows[selectedIndex], false);
     selectedIndex = next;
     const row = rows[next];
     if (row === undefined) return;
-    row.classList.add("is-selected");
-    row.setAttribute("aria-selected", "true");
+    markSelected(row, true);
     reveal(next);
     setFocusable(next);
     if (scroll) scrollIntoViewNearest(row);
