@@ -1,0 +1,449 @@
+"""Reading a run: what `RunWriter` stored, as numpy arrays, also while it is still being written.
+
+Every read queries the database afresh and holds no transaction between calls, so a writer in
+another process is never blocked and each call sees everything committed so far. `refresh()`
+tells whether anything was committed since the last look.
+"""
+
+from __future__ import annotations
+
+import difflib
+import errno
+import importlib
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ._protocol import HIST_BINS
+from .records import PHASES, RECORD_FIELDS, Anomaly, LayerMeta, SeriesKey, StepRecord
+from .store import (
+    MEMORY_LABEL,
+    check_header,
+    check_meta,
+    decode_counts,
+    decode_stats,
+    fill_bounds,
+)
+
+# Anomalies within a step are listed in the order the phases happen.
+_PHASE_ORDER = (
+    "CASE phase " + " ".join(f"WHEN '{p}' THEN {i}" for i, p in enumerate(PHASES)) + " END"
+)
+
+
+@dataclass(frozen=True)
+class StatSeries:
+    """Statistics of one series, one entry per stored row, ascending by step.
+
+    A raw record covers one step (step_lo == step_hi, count 1, lo == hi == values); an envelope
+    made by retention covers [step_lo, step_hi] and `count` records, with the mean of each field
+    in `values` and its min and max in `lo` and `hi`.
+    """
+
+    key: SeriesKey
+    dtype: str
+    step_lo: NDArray[np.int64]
+    step_hi: NDArray[np.int64]
+    count: NDArray[np.int64]
+    values: dict[str, NDArray[np.float64]]
+    lo: dict[str, NDArray[np.float64]]
+    hi: dict[str, NDArray[np.float64]]
+
+    def __len__(self) -> int:
+        return len(self.step_lo)
+
+
+@dataclass(frozen=True)
+class HistSeries:
+    """Histograms of one series, ascending by step.
+
+    Bin i of row k covers [lo[k] + i*width[k], lo[k] + (i+1)*width[k]).
+    """
+
+    key: SeriesKey
+    steps: NDArray[np.int64]
+    lo: NDArray[np.float64]
+    width: NDArray[np.float64]
+    counts: NDArray[np.float64]  # [n, HIST_BINS]
+    sample: NDArray[np.int64]
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+
+class SeriesNotFoundError(KeyError, ValueError):
+    """No series matches; the message says what was recorded instead."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class Run:
+    """A recorded run. Open with `Run.open(path)`, or `RunWriter.open_run()` for one in memory."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path | None, keeper: object = None) -> None:
+        self._conn: sqlite3.Connection | None = conn
+        self.path = path
+        self._label = MEMORY_LABEL if path is None else str(path)
+        self._keeper = keeper  # keeps an in-memory database alive while this reader lives
+        self._lock = threading.Lock()  # one query at a time: widget callbacks may use other threads
+        self._series: dict[SeriesKey, tuple[int, str]] = {}
+        meta: dict[str, str] = self._read(lambda c: check_meta(c, self._label))
+        self._revision = meta.get("revision", "")
+        self._load_series()
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str]) -> Run:
+        """Open the run file at `path` read-only; it may still be being written."""
+        p = Path(path)
+        if not p.exists():
+            raise FileNotFoundError(errno.ENOENT, "no nbviz run at this path", str(p))
+        if p.is_dir():
+            raise IsADirectoryError(errno.EISDIR, "an nbviz run is a file, not a directory", str(p))
+        check_header(p)
+        try:
+            conn = sqlite3.connect(
+                f"{p.resolve().as_uri()}?mode=ro",
+                uri=True,
+                isolation_level=None,
+                timeout=10,
+                check_same_thread=False,
+            )
+        except sqlite3.DatabaseError as e:
+            raise ValueError(f"{p} is not a readable nbviz run: {e}") from e
+        try:
+            return cls(conn, p)
+        except BaseException:
+            conn.close()
+            raise
+
+    @classmethod
+    def _connect(cls, uri: str, path: Path | None, keeper: object) -> Run:
+        """A reader of the shared in-memory database at `uri` (see RunWriter.open_run)."""
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+        # Shared-cache readers would otherwise fail with "table is locked" while the writer is
+        # in a transaction; they read its uncommitted rows instead.
+        conn.execute("PRAGMA read_uncommitted = 1")
+        conn.execute("PRAGMA query_only = 1")
+        return cls(conn, path, keeper)
+
+    # -- structure ------------------------------------------------------------------------------
+
+    @property
+    def meta(self) -> dict[str, str]:
+        """format, schema_version, created, state, ... and the meta the writer was given."""
+        return dict(self._fetch("SELECT key, value FROM meta"))
+
+    @property
+    def layers(self) -> list[LayerMeta]:
+        rows = self._fetch("SELECT name, cls, parent, params FROM layers ORDER BY ord")
+        return [LayerMeta(n, c, p, tuple(json.loads(params))) for n, c, p, params in rows]
+
+    def series(
+        self, layer: str | None = None, kind: str | None = None, mode: str | None = "train"
+    ) -> list[SeriesKey]:
+        """Recorded series, sorted; None matches any layer, kind or mode."""
+        self._load_series()
+        return sorted(
+            k
+            for k in self._series
+            if (layer is None or k.layer == layer)
+            and (kind is None or k.kind == kind)
+            and (mode is None or k.mode == mode)
+        )
+
+    # -- steps ----------------------------------------------------------------------------------
+
+    @property
+    def steps(self) -> NDArray[np.int64]:
+        """Train steps recorded (skipped ones included), ascending."""
+        rows = self._fetch("SELECT step, last, stride FROM steps WHERE mode = 'train'")
+        if not rows:
+            return np.zeros(0, dtype=np.int64)
+        runs = [
+            np.arange(first, last + 1, max(stride, 1), dtype=np.int64)
+            for first, last, stride in rows
+        ]
+        return np.unique(np.concatenate(runs))
+
+    @property
+    def skipped_steps(self) -> list[StepRecord]:
+        rows = self._fetch(
+            "SELECT step, mode, reason, wall_first FROM steps WHERE skipped ORDER BY step, mode"
+        )
+        return [StepRecord(s, mode, True, reason, wall) for s, mode, reason, wall in rows]
+
+    @property
+    def last_step(self) -> int | None:
+        """The last train step recorded, None before the first."""
+        value = self._fetch("SELECT max(last) FROM steps WHERE mode = 'train'")[0][0]
+        return None if value is None else int(value)
+
+    # -- data -----------------------------------------------------------------------------------
+
+    def stats(
+        self,
+        layer: str,
+        kind: str,
+        tensor: str | None = None,
+        *,
+        call: int = 0,
+        mode: str = "train",
+    ) -> StatSeries:
+        """Statistics of one series; `tensor=None` picks the layer's only tensor of that kind."""
+        key, (sid, dtype) = self._resolve(layer, kind, tensor, call, mode)
+        rows = self._fetch(
+            "SELECT step, span, count, vals, lo, hi FROM stats WHERE series = ? ORDER BY step", sid
+        )
+        step = np.array([r[0] for r in rows], dtype=np.int64)
+        span = np.array([r[1] for r in rows], dtype=np.int64)
+        values = self._decode(decode_stats, [r[3] for r in rows])
+        lo, hi = (
+            self._bounds(values, [r[4] for r in rows]),
+            self._bounds(values, [r[5] for r in rows]),
+        )
+        return StatSeries(
+            key=key,
+            dtype=dtype,
+            step_lo=step,
+            step_hi=step + span,
+            count=np.array([r[2] for r in rows], dtype=np.int64),
+            values=_by_field(values),
+            lo=_by_field(lo),
+            hi=_by_field(hi),
+        )
+
+    def histograms(
+        self,
+        layer: str,
+        kind: str,
+        tensor: str | None = None,
+        *,
+        call: int = 0,
+        mode: str = "train",
+    ) -> HistSeries:
+        """Histograms of one series, ascending by step."""
+        key, (sid, _) = self._resolve(layer, kind, tensor, call, mode)
+        rows = self._fetch(
+            "SELECT step, lo, width, sample, counts FROM hists WHERE series = ? ORDER BY step", sid
+        )
+        counts = self._decode(decode_counts, [r[4] for r in rows]) if rows else None
+        return HistSeries(
+            key=key,
+            steps=np.array([r[0] for r in rows], dtype=np.int64),
+            lo=np.array([r[1] for r in rows], dtype=np.float64),  # NULL reads as NaN
+            width=np.array([r[2] for r in rows], dtype=np.float64),
+            counts=np.zeros((0, HIST_BINS)) if counts is None else counts,
+            sample=np.array([r[3] for r in rows], dtype=np.int64),
+        )
+
+    @property
+    def anomalies(self) -> list[Anomaly]:
+        """Non-finite values found, by step and then phase (forward, backward, optimizer)."""
+        rows = self._fetch(
+            "SELECT a.step, a.phase, s.layer, s.kind, s.tensor, s.call, s.mode, a.nan, a.posinf, "
+            "a.neginf, a.detail FROM anomalies a JOIN series s ON s.id = a.series "
+            f"ORDER BY a.step, {_PHASE_ORDER}, a.id"
+        )
+        return [
+            Anomaly(step, phase, SeriesKey(layer, kind, tensor, call, mode), nan, pos, neg, detail)
+            for step, phase, layer, kind, tensor, call, mode, nan, pos, neg, detail in rows
+        ]
+
+    @property
+    def first_anomaly(self) -> Anomaly | None:
+        found = self.anomalies
+        return found[0] if found else None
+
+    def to_pandas(self) -> Any:
+        """A tidy pandas.DataFrame of all statistics: one row per stored record or envelope."""
+        try:
+            pd = importlib.import_module("pandas")
+        except ImportError as e:
+            raise ImportError("Run.to_pandas needs pandas: pip install pandas") from e
+        self._load_series()
+        rows = self._fetch(
+            "SELECT series, step, span, count, vals FROM stats ORDER BY series, step"
+        )
+        by_id = {sid: (key, dtype) for key, (sid, dtype) in self._series.items()}
+        keys = [by_id[r[0]] for r in rows]
+        step = np.array([r[1] for r in rows], dtype=np.int64)
+        columns: dict[str, object] = {
+            "step_lo": step,
+            "step_hi": step + np.array([r[2] for r in rows], dtype=np.int64),
+            "count": np.array([r[3] for r in rows], dtype=np.int64),
+            "layer": [k.layer for k, _ in keys],
+            "kind": [k.kind for k, _ in keys],
+            "tensor": [k.tensor for k, _ in keys],
+            "call": np.array([k.call for k, _ in keys], dtype=np.int64),
+            "mode": [k.mode for k, _ in keys],
+            "dtype": [d for _, d in keys],
+        }
+        values = self._decode(decode_stats, [r[4] for r in rows])
+        columns.update(_by_field(values))
+        return pd.DataFrame(columns)
+
+    # -- following a run being written ----------------------------------------------------------
+
+    @property
+    def complete(self) -> bool:
+        """The writer closed the run (False while it writes, or after it crashed)."""
+        return self._meta_value("state") == "closed"
+
+    def refresh(self) -> bool:
+        """Whether anything was committed since the last refresh (or open)."""
+        revision = self._meta_value("revision") or ""
+        if revision == self._revision:
+            return False
+        self._revision = revision
+        self._load_series()
+        return True
+
+    def follow(self, poll: float = 0.5, timeout: float | None = None) -> Iterator[int]:
+        """Yield each new last step as it is committed; stop at `timeout` s or when closed."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        last = self.last_step
+        while True:
+            complete = self.complete  # read before the step, so the final step is not missed
+            if self.refresh() or complete:
+                now = self.last_step
+                if now is not None and (last is None or now > last):
+                    last = now
+                    yield now
+            if complete:
+                return
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return
+            time.sleep(poll if remaining is None else min(poll, remaining))
+
+    # -- lifetime -------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+            self._keeper = None
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<nbviz Run {self._label}>"
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    def _read(self, query: Any) -> Any:
+        """Run `query(conn)`; a broken file becomes a ValueError that names it."""
+        try:
+            with self._lock:
+                if self._conn is None:
+                    raise RuntimeError(f"the nbviz run {self._label} is closed")
+                return query(self._conn)
+        except sqlite3.OperationalError as e:
+            if "locked" in str(e) or "busy" in str(e):
+                raise  # contention, not damage
+            raise ValueError(f"{self._label} is not a readable nbviz run: {e}") from e
+        except sqlite3.DatabaseError as e:
+            raise ValueError(f"{self._label} is corrupted or truncated: {e}") from e
+
+    def _fetch(self, sql: str, *args: object) -> list[tuple[Any, ...]]:
+        rows: list[tuple[Any, ...]] = self._read(lambda c: c.execute(sql, args).fetchall())
+        return rows
+
+    def _decode(self, decode: Any, blobs: Sequence[bytes]) -> NDArray[np.float64]:
+        try:
+            out: NDArray[np.float64] = decode(blobs)
+        except ValueError as e:
+            raise ValueError(f"{self._label} is corrupted: {e}") from e
+        return out
+
+    def _bounds(
+        self, values: NDArray[np.float64], blobs: Sequence[bytes | None]
+    ) -> NDArray[np.float64]:
+        try:
+            return fill_bounds(values, blobs)
+        except ValueError as e:
+            raise ValueError(f"{self._label} is corrupted: {e}") from e
+
+    def _meta_value(self, key: str) -> str | None:
+        rows = self._fetch("SELECT value FROM meta WHERE key = ?", key)
+        return str(rows[0][0]) if rows else None
+
+    def _load_series(self) -> None:
+        rows = self._fetch("SELECT id, layer, kind, tensor, call, mode, dtype FROM series")
+        self._series = {
+            SeriesKey(layer, kind, tensor, call, mode): (sid, dtype)
+            for sid, layer, kind, tensor, call, mode, dtype in rows
+        }
+
+    def _resolve(
+        self, layer: str, kind: str, tensor: str | None, call: int, mode: str
+    ) -> tuple[SeriesKey, tuple[int, str]]:
+        for attempt in range(2):  # a miss may be a series committed since the last look
+            if attempt:
+                self._load_series()
+            matches = [
+                k
+                for k in self._series
+                if k.layer == layer
+                and k.kind == kind
+                and k.call == call
+                and k.mode == mode
+                and (tensor is None or k.tensor == tensor)
+            ]
+            if len(matches) == 1:
+                return matches[0], self._series[matches[0]]
+            if len(matches) > 1:
+                choices = ", ".join(repr(k.tensor) for k in sorted(matches))
+                raise ValueError(
+                    f"{layer!r} has several {kind!r} tensors: pass tensor= one of {choices}"
+                )
+        raise SeriesNotFoundError(self._explain_miss(layer, kind, tensor, call, mode))
+
+    def _explain_miss(self, layer: str, kind: str, tensor: str | None, call: int, mode: str) -> str:
+        keys = list(self._series)
+        where = f"in {self._label}"
+        layers = sorted({k.layer for k in keys} | {m.name for m in self.layers})
+        if layer not in {k.layer for k in keys}:
+            return f"no layer {layer!r} was recorded {where}{_suggest(layer, layers)}"
+        keys = [k for k in keys if k.layer == layer]
+        kinds = sorted({k.kind for k in keys})
+        if kind not in kinds:
+            return f"layer {layer!r} has no {kind!r} series{_suggest(kind, kinds)}"
+        keys = [k for k in keys if k.kind == kind]
+        if tensor is not None and tensor not in {k.tensor for k in keys}:
+            tensors = sorted({k.tensor for k in keys})
+            return f"{layer!r} has no {kind!r} tensor {tensor!r}{_suggest(tensor, tensors)}"
+        keys = [k for k in keys if tensor is None or k.tensor == tensor]
+        modes = sorted({k.mode for k in keys})
+        if mode not in modes:
+            return f"{layer!r} {kind!r} was not recorded in mode {mode!r} (recorded: {modes})"
+        calls = sorted({k.call for k in keys if k.mode == mode})
+        return f"{layer!r} {kind!r} has no call {call} (recorded calls: {calls})"
+
+
+def _suggest(name: str, choices: Sequence[str]) -> str:
+    close = difflib.get_close_matches(name, choices, n=5, cutoff=0.5)
+    if close:
+        return "; did you mean " + ", ".join(repr(c) for c in close) + "?"
+    shown = ", ".join(repr(c) for c in choices[:10])
+    more = ", ..." if len(choices) > 10 else ""
+    return f" (recorded: {shown}{more})" if choices else " (nothing recorded yet)"
+
+
+def _by_field(values: NDArray[np.float64]) -> dict[str, NDArray[np.float64]]:
+    return {name: np.array(values[:, i]) for i, name in enumerate(RECORD_FIELDS)}
