@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from .hierarchy import Hierarchy, module_hierarchy
 from .probe import ProbeError
+from .recorder import Recorder, open, watch
+from .records import Anomaly, SeriesKey
+from .run import Run
+from .store import Retention
 from .viz import Viz, show
 from .widgets import (
     HistogramView,
@@ -17,10 +21,15 @@ from .widgets import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "Anomaly",
     "Hierarchy",
     "HistogramView",
     "LayerPicker",
     "ProbeError",
+    "Recorder",
+    "Retention",
+    "Run",
+    "SeriesKey",
     "StepSlider",
     "StructureView",
     "UnknownLayerError",
@@ -28,5 +37,7 @@ __all__ = [
     "VizState",
     "__version__",
     "module_hierarchy",
+    "open",
     "show",
+    "watch",
 ]

@@ -10,6 +10,7 @@ import torch
 
 from .hierarchy import module_hierarchy
 from .probe import output_shapes
+from .recorder import Recorder, watch
 from .widgets import HistogramView, LayerPicker, StepSlider, StructureView, VizState
 
 
@@ -20,8 +21,10 @@ class Viz(ipywidgets.VBox):  # type: ignore[misc]
     over one `viz.state`; rearrange them with any ipywidgets layout and they stay linked.
     """
 
-    def __init__(self, state: VizState) -> None:
+    def __init__(self, state: VizState, recorder: Recorder | None = None) -> None:
         self.state = state
+        self.recorder = recorder
+        """Records the model's training steps from the moment it was shown (None if disabled)."""
         self.picker = LayerPicker(state, layout=ipywidgets.Layout(width="32%"))
         self.structure = StructureView(state, layout=ipywidgets.Layout(width="68%"))
         self.histograms = HistogramView(state)
@@ -43,6 +46,14 @@ class Viz(ipywidgets.VBox):  # type: ignore[misc]
     def selected(self, name: str | None) -> None:
         self.state.selected = name
 
+    def close(self) -> None:
+        """Closes the views and stops recording (its hooks are removed)."""
+        if self.recorder is not None:
+            self.recorder.close()
+        for widget in (self.picker, self.structure, self.histograms, self.slider, self.state):
+            widget.close()
+        super().close()
+
     @property
     def layers(self) -> list[str]:
         """Qualified names of every layer, depth first; "" is the root."""
@@ -55,12 +66,16 @@ def show(
     *,
     forward_kwargs: Mapping[str, Any] | None = None,
     selected: str | None = None,
+    record: bool = True,
+    **watch_options: Any,
 ) -> Viz:
     """Show `model` in the notebook: module hierarchy, layer picker and parameter histograms.
 
     With `example_input` (a tuple for several positional arguments, plus `forward_kwargs` for
     keyword arguments), one probe forward adds each module's output shapes; it leaves the model
-    as it was. `selected` preselects a layer by name.
+    as it was. `selected` preselects a layer by name. Unless `record=False`, training steps
+    from now on are recorded in memory (`viz.recorder`, options as for `nbviz.watch`) until
+    `viz.close()`.
     """
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"nbviz.show expects a torch.nn.Module, not {type(model).__name__}")
@@ -69,4 +84,5 @@ def show(
     outputs = {} if example_input is None else output_shapes(model, example_input, forward_kwargs)
     state = VizState(module_hierarchy(model), outputs=outputs)
     state.selected = selected
-    return Viz(state)
+    recorder = watch(model, **watch_options) if record else None
+    return Viz(state, recorder)

@@ -128,7 +128,7 @@ def test_lazy_and_deleted_tensors_get_an_error_reply() -> None:
     assert "lazy" in reply["error"]
 
     model = nn.Linear(3, 3)
-    viz = nbviz.show(model)
+    viz = nbviz.show(model, record=False)  # a recorder would keep the model alive
     del model
     gc.collect()
     reply, _ = request(viz, {"type": "exact_histogram", "id": "y", "tensor": 0})

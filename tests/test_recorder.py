@@ -1,0 +1,85 @@
+"""`nbviz.watch` and `nbviz.open` end to end: a real training loop into a real SQLite file."""
+
+from __future__ import annotations
+
+import pathlib
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import nbviz
+from nbviz.demo import demo_batch, demo_model
+
+
+def train(model: nn.Module, optimizer: torch.optim.Optimizer, steps: int) -> list[np.ndarray]:
+    """Trains on the demo task; returns fc2's weight gradient as each step saw it."""
+    generator = torch.Generator().manual_seed(0)
+    grads = []
+    for _ in range(steps):
+        images, labels = demo_batch(8, generator)
+        loss = nn.functional.cross_entropy(model(images), labels)
+        optimizer.zero_grad()
+        loss.backward()  # type: ignore[no-untyped-call]
+        grads.append(model.head.fc2.weight.grad.detach().numpy().astype(np.float64).copy())
+        optimizer.step()
+    return grads
+
+
+def test_watch_records_to_a_file_that_open_reads(tmp_path: pathlib.Path) -> None:
+    model = demo_model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+    path = tmp_path / "exp.nbviz"
+    with nbviz.watch(model, path, optimizer=optimizer, every=1, histograms_every=2) as recorder:
+        grads = train(model, optimizer, 6)
+        assert recorder.run.last_step == 5  # readable while recording
+    assert not any(m._forward_hooks for m in model.modules()), "hooks removed on exit"
+
+    with nbviz.open(path) as run:
+        np.testing.assert_array_equal(run.steps, np.arange(6))
+        assert [layer.name for layer in run.layers][:3] == ["", "features", "features.conv1"]
+        series = run.stats("head.fc2", "grad", "weight")
+        np.testing.assert_array_equal(series.step_lo, np.arange(6))
+        expected = [np.linalg.norm(g) for g in grads]
+        np.testing.assert_allclose(series.values["l2"], expected, rtol=1e-5)
+        np.testing.assert_allclose(series.values["mean"], [g.mean() for g in grads], atol=1e-7)
+        hists = run.histograms("head.fc2", "grad", "weight")
+        np.testing.assert_array_equal(hists.steps, [0, 2, 4])
+        frame = run.to_pandas()
+        assert {"step_lo", "layer", "kind", "tensor", "l2"} <= set(frame.columns)
+
+
+def test_in_memory_run_has_the_same_api() -> None:
+    model = demo_model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+    recorder = nbviz.watch(model, optimizer=optimizer, every=1)
+    train(model, optimizer, 3)
+    assert recorder.path is None
+    np.testing.assert_array_equal(recorder.run.steps, np.arange(3))
+    recorder.close()
+    assert recorder.closed
+
+
+def test_watch_rejects_bad_input(tmp_path: pathlib.Path) -> None:
+    with pytest.raises(TypeError, match=r"torch\.nn\.Module, not str"):
+        nbviz.watch("model")  # type: ignore[arg-type]
+    text = tmp_path / "notes.nbviz"
+    text.write_text("my notes")
+    with pytest.raises(ValueError, match="not an nbviz run"):
+        nbviz.watch(demo_model(), text)
+    assert text.read_text() == "my notes", "nothing overwritten"
+    with pytest.raises(FileNotFoundError, match=r"missing\.nbviz"):
+        nbviz.open(tmp_path / "missing.nbviz")
+
+
+def test_show_records_training_until_closed() -> None:
+    model = demo_model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+    viz = nbviz.show(model, every=1)
+    assert viz.recorder is not None
+    train(model, optimizer, 2)
+    np.testing.assert_array_equal(viz.recorder.run.steps, [0, 1])
+    viz.close()
+    assert not any(m._forward_hooks for m in model.modules())
+    assert nbviz.show(model, record=False).recorder is None
