@@ -16,13 +16,16 @@ from nbviz.demo import demo_batch, demo_model
 def train(model: nn.Module, optimizer: torch.optim.Optimizer, steps: int) -> list[np.ndarray]:
     """Trains on the demo task; returns fc2's weight gradient as each step saw it."""
     generator = torch.Generator().manual_seed(0)
+    fc2 = model.get_submodule("head.fc2")
+    assert isinstance(fc2, nn.Linear)
     grads = []
     for _ in range(steps):
         images, labels = demo_batch(8, generator)
         loss = nn.functional.cross_entropy(model(images), labels)
         optimizer.zero_grad()
         loss.backward()  # type: ignore[no-untyped-call]
-        grads.append(model.head.fc2.weight.grad.detach().numpy().astype(np.float64).copy())
+        assert fc2.weight.grad is not None
+        grads.append(fc2.weight.grad.numpy().astype(np.float64))
         optimizer.step()
     return grads
 

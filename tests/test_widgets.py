@@ -67,7 +67,7 @@ def test_show_rejects_what_is_not_a_module() -> None:
     with pytest.raises(TypeError, match=r"torch\.nn\.Module, not list"):
         nbviz.show([nn.Linear(2, 2)])  # type: ignore[arg-type]
     with pytest.raises(TypeError):
-        nbviz.show(nn.Linear(2, 2), colour="red")  # type: ignore[call-arg]
+        nbviz.show(nn.Linear(2, 2), colour="red")
 
 
 def test_state_statistics_match_numpy() -> None:
