@@ -24,6 +24,7 @@ from torch import nn
 import nbviz
 
 Step = Callable[[], None]
+TENSORBOARD = "TensorBoard add_histogram, every step"
 EVERYTHING = {"every": 1, "histograms_every": 1, "activations_every": 1, "updates_every": 1}
 
 
@@ -56,23 +57,24 @@ def tensorboard_after(model: nn.Module, logdir: str) -> tuple[Step, Callable[[],
             writer.add_histogram(name, param, step)
             if param.grad is not None:
                 writer.add_histogram(f"{name}.grad", param.grad, step)
+        # Its event file is written by a background thread: flush so that its cost lands in its
+        # own step, not in whichever configuration runs next.
+        writer.flush()
 
     return after, writer.close
 
 
+def fresh() -> tuple[nn.Module, torch.optim.Optimizer]:
+    """The same model and optimizer for every configuration."""
+    torch.manual_seed(0)
+    model = resnet18_like()
+    return model, torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+
+
 @contextlib.contextmanager
-def configurations(folder: pathlib.Path) -> Iterator[dict[str, Step]]:
-    """Each configuration trains its own copy of the same model with its own optimizer."""
+def nbviz_configurations(folder: pathlib.Path) -> Iterator[dict[str, Step]]:
     closers: list[Callable[[], None]] = []
-    steps: dict[str, Step] = {}
-
-    def fresh() -> tuple[nn.Module, torch.optim.Optimizer]:
-        torch.manual_seed(0)
-        model = resnet18_like()
-        return model, torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-
-    model, optimizer = fresh()
-    steps["plain step"] = make_step(model, optimizer, None)
+    steps = {"plain step": make_step(*fresh(), None)}
     for name, options in (("nbviz, defaults", {}), ("nbviz, everything every step", EVERYTHING)):
         model, optimizer = fresh()
         recorder: Any = nbviz.watch(
@@ -80,10 +82,6 @@ def configurations(folder: pathlib.Path) -> Iterator[dict[str, Step]]:
         )
         closers.append(recorder.close)
         steps[name] = make_step(model, optimizer, None)
-    model, optimizer = fresh()
-    after, close = tensorboard_after(model, str(folder / "tb"))
-    closers.append(close)
-    steps["TensorBoard add_histogram, every step"] = make_step(model, optimizer, after)
     try:
         yield steps
     finally:
@@ -91,30 +89,63 @@ def configurations(folder: pathlib.Path) -> Iterator[dict[str, Step]]:
             close()
 
 
+@contextlib.contextmanager
+def tensorboard_configurations(folder: pathlib.Path) -> Iterator[dict[str, Step]]:
+    model, optimizer = fresh()
+    after, close = tensorboard_after(model, str(folder / "tb"))
+    try:
+        yield {
+            "plain step": make_step(*fresh(), None),
+            TENSORBOARD: make_step(model, optimizer, after),
+        }
+    finally:
+        close()
+
+
+def measure(steps: dict[str, Step], rounds: int) -> dict[str, list[float]]:
+    """Seconds per step of each configuration, interleaved round by round."""
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    names = list(steps)
+    for round_ in range(rounds + 3):
+        # Rotate the order so that what one configuration leaves behind (threads, cold
+        # caches) falls on each of the others equally often.
+        shift = round_ % len(names)
+        for name in names[shift:] + names[:shift]:
+            start = time.perf_counter()
+            steps[name]()
+            if round_ >= 3:  # warm-up rounds: allocator, thread pools, first histograms
+                times[name].append(time.perf_counter() - start)
+    return times
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--rounds", type=int, default=40)
+    parser.add_argument("--tensorboard-rounds", type=int, default=12)
     args = parser.parse_args()
     torch.set_num_threads(2)
-    with tempfile.TemporaryDirectory() as folder, configurations(pathlib.Path(folder)) as steps:
-        times: dict[str, list[float]] = {name: [] for name in steps}
-        for round_ in range(args.rounds + 3):
-            for name, step in steps.items():
-                start = time.perf_counter()
-                step()
-                if round_ >= 3:  # warm-up rounds: allocator, thread pools, first histograms
-                    times[name].append(time.perf_counter() - start)
-    print(f"ResNet-18-like, batch 16, 3x64x64, SGD, CPU; {args.rounds} steps each, interleaved")
-    # Periodic work (histograms every 10 steps) hides from a median: print the mean beside it.
+    # TensorBoard runs in its own block, against its own plain step: beside it, every other
+    # configuration slows down (its numpy work and writer thread crowd two cores).
+    with tempfile.TemporaryDirectory() as folder:
+        with nbviz_configurations(pathlib.Path(folder)) as steps:
+            ours = measure(steps, args.rounds)
+        with tensorboard_configurations(pathlib.Path(folder)) as steps:
+            theirs = measure(steps, args.tensorboard_rounds)
+    print("ResNet-18-like, batch 16, 3x64x64, SGD with momentum, CPU (2 threads)")
+    # Periodic captures hide from a median: print the mean beside it.
     for label, summary in (("median", statistics.median), ("mean", statistics.fmean)):
-        values = {name: summary(ts) for name, ts in times.items()}
-        plain, board = values["plain step"], values["TensorBoard add_histogram, every step"]
-        print(f"{label} per step:")
-        for name, value in values.items():
+        plain = summary(ours["plain step"])
+        board = summary(theirs[TENSORBOARD]) / summary(theirs["plain step"])
+        print(f"{label} per step ({args.rounds} and {args.tensorboard_rounds} rounds):")
+        for name, times in ours.items():
+            ratio = summary(times) / plain
             print(
-                f"  {name:40s} {1e3 * value:8.1f} ms  {value / plain:5.2f}x plain"
-                f"  {value / board:5.2f}x TensorBoard"
+                f"  {name:40s} {1e3 * summary(times):8.1f} ms  {ratio:5.2f}x plain"
+                f"  {ratio / board:5.2f}x TensorBoard"
             )
+        print(
+            f"  {TENSORBOARD:40s} {1e3 * summary(theirs[TENSORBOARD]):8.1f} ms  {board:5.2f}x plain"
+        )
 
 
 if __name__ == "__main__":
