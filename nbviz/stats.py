@@ -330,7 +330,9 @@ def _chunk_moments(part: torch.Tensor, scratch: torch.Tensor) -> torch.Tensor:
     low, high, shift, residual, squares = (
         torch.stack([low, high, shift, residual, squares]).double().unbind()
     )
-    nonzero = torch.count_nonzero(part).double()
+    # Through a bool view: on ReLU outputs, whose zeros are scattered, count_nonzero of the
+    # floats is ~10x slower (22 ms against 2 ms for 10M elements here).
+    nonzero = torch.count_nonzero(part.bool()).double()
     return torch.stack([low, high, shift * n + residual, squares - residual.square() / n, nonzero])
 
 
