@@ -60,6 +60,7 @@ _ROW = _COUNTS + HIST_BINS
 _DEVICE_STATS = _NSTATS - 1
 _DEVICE_ROW = _DEVICE_STATS + 2 + HIST_BINS
 _MIN, _NAN = STAT_FIELDS.index("min"), STAT_FIELDS.index("nan")
+_MEAN, _STD = STAT_FIELDS.index("mean"), STAT_FIELDS.index("std")
 
 
 @dataclass(frozen=True)
@@ -91,8 +92,8 @@ def tensor_stats(t: torch.Tensor) -> NDArray[np.float64]:
 
     std is the population std (ddof=0); complex tensors are summarised by their magnitude.
     """
-    row = _rows([t], max_sample=MAX_SAMPLE, exact=False)[0]
-    return np.array(row[:_NSTATS], dtype=np.float64)
+    stats: NDArray[np.float64] = _summaries(_rows([t], max_sample=MAX_SAMPLE, exact=False)).stats[0]
+    return stats
 
 
 def histogram(t: torch.Tensor, *, max_sample: int = MAX_SAMPLE, exact: bool = False) -> Histogram:
@@ -115,9 +116,21 @@ def summarize(tensors: Sequence[torch.Tensor | None], *, max_sample: int = MAX_S
     None, an uninitialized (lazy) parameter or a meta tensor has no values: numel 0, NaN
     statistics and grid, no counts. No reference to any tensor is kept.
     """
-    rows = _rows(tensors, max_sample=max_sample, exact=False)
+    return _summaries(_rows(tensors, max_sample=max_sample, exact=False))
+
+
+def _summaries(rows: NDArray[np.float64]) -> Summaries:
+    """Host rows split into `Summaries`, constants made exact.
+
+    The shifted sums leave a std of a few ulps on a constant tensor (and a mean off by one);
+    min == max proves the values are all equal, so std is exactly 0 and the mean is min.
+    """
+    stats = rows[:, :_NSTATS].copy()
+    constant = stats[:, _MIN] == stats[:, _MIN + 1]
+    stats[constant, _MEAN] = stats[constant, _MIN]
+    stats[constant, _STD] = 0.0
     return Summaries(
-        stats=rows[:, :_NSTATS].copy(),
+        stats=stats,
         counts=rows[:, _COUNTS:].copy(),
         lo=rows[:, _LO].copy(),
         width=rows[:, _WIDTH].copy(),
@@ -476,14 +489,7 @@ def summarize_batch(
                 rows[i] = _nonfinite_row(_prepare(t), min(t.numel(), max_sample), max_sample)
                 if not histograms:
                     _drop_histogram(rows[i])
-    summaries = Summaries(
-        stats=rows[:, :_NSTATS].copy(),
-        counts=rows[:, _COUNTS:].copy(),
-        lo=rows[:, _LO].copy(),
-        width=rows[:, _WIDTH].copy(),
-        sample=rows[:, _SAMPLE].copy(),
-    )
-    return summaries, values
+    return _summaries(rows), values
 
 
 _Blocks = dict[torch.device, list[tuple[list[int], torch.Tensor]]]

@@ -30,7 +30,8 @@ def reference(values: ArrayLike) -> dict[str, float]:
         "min": finite.min() if some else math.nan,
         "max": finite.max() if some else math.nan,
         "mean": finite.mean() if some else math.nan,
-        "std": finite.std() if some else math.nan,
+        # numpy leaves a few ulps of std on some constant arrays; all-equal values have none.
+        "std": (0.0 if finite.min() == finite.max() else finite.std()) if some else math.nan,
         "l2": float(np.linalg.norm(finite)) if some else math.nan,
         "zeros": int(np.sum(a == 0)),
         "nan": int(np.isnan(a).sum()),
