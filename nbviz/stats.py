@@ -15,6 +15,7 @@ grid always comes from the exact minimum and maximum, even when the counts come 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from collections.abc import Sequence
@@ -772,3 +773,38 @@ def _bin_segments(
     position += segment.to(position.dtype) * (HIST_BINS + 1)
     counts = _bincount(position.long(), m * (HIST_BINS + 1))
     return counts.view(m, HIST_BINS + 1)[:, :HIST_BINS]
+
+
+def merge_histograms(a: Histogram, b: Histogram) -> Histogram:
+    """The histogram of both histograms' values together, exactly, on the stable grid.
+
+    Widths are powers of two and bins are aligned to them, so every bin of the finer grid lies
+    inside one bin of a coarser one: coarsening adds bins, and merging adds counts. The width is
+    the smallest power of two, from the wider of the two up, that holds both in HIST_BINS bins.
+    """
+    # A histogram with nothing finite has no grid: only its sample size carries over.
+    if not (math.isfinite(a.width) and a.counts.any()):
+        return dataclasses.replace(b, sample=a.sample + b.sample)
+    if not (math.isfinite(b.width) and b.counts.any()):
+        return dataclasses.replace(a, sample=a.sample + b.sample)
+    width = max(a.width, b.width)
+    while True:
+        starts = [_bin_starts(h, width) for h in (a, b)]
+        first = min(s[0] for s in starts)
+        if max(s[-1] for s in starts) - first < HIST_BINS:
+            break
+        width *= 2
+    counts = np.zeros(HIST_BINS, dtype=np.float64)
+    for h, s in zip((a, b), starts, strict=True):
+        np.add.at(counts, np.array([i - first for i in s]), h.counts)
+    return Histogram(lo=first * width, width=width, counts=counts, sample=a.sample + b.sample)
+
+
+def _bin_starts(h: Histogram, width: float) -> list[int]:
+    """Index, on the grid of `width`, of the bin holding each bin of `h` (width >= h.width).
+
+    Python integers and shifts: grids of 2**-100 and 2**20 can meet, far past int64.
+    """
+    shift = round(math.log2(width / h.width))  # the ratio is a power of two
+    first = math.floor(h.lo / h.width)
+    return [(first + i) >> shift for i in range(HIST_BINS)]

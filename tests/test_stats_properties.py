@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_stats import check_grid, check_stats, numpy_counts
 
-from nbviz.stats import histogram, summarize, tensor_stats
+from nbviz._protocol import HIST_BINS
+from nbviz.stats import histogram, merge_histograms, summarize, tensor_stats
 
 FLOATS = {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16}
 
@@ -66,3 +67,24 @@ def test_summarize_agrees_with_one_at_a_time(tensors: list[torch.Tensor]) -> Non
     together = summarize(tensors)
     for row, tensor in zip(together.stats, tensors, strict=True):
         np.testing.assert_allclose(row, tensor_stats(tensor), rtol=1e-6, equal_nan=True)
+
+
+@settings(max_examples=200, deadline=None)
+@given(float_tensors(), float_tensors())
+def test_merged_histograms_equal_the_histogram_of_the_union(
+    a: torch.Tensor, b: torch.Tensor
+) -> None:
+    both = torch.cat([a.double().reshape(-1), b.double().reshape(-1)])
+    ha, hb = histogram(a.double(), exact=True), histogram(b.double(), exact=True)
+    merged = merge_histograms(ha, hb)
+    assert merged.sample == ha.sample + hb.sample
+    whole = histogram(both, exact=True)
+    if whole.sample == 0:
+        assert merged.sample == 0
+        return
+    # Never finer than the union needs (it can be coarser: a constant's grid spans [0, value]).
+    assert merged.width >= whole.width
+    np.testing.assert_array_equal(merged.counts, numpy_counts(both.numpy(), merged))
+    finite = both.numpy()[np.isfinite(both.numpy())]
+    assert finite.min() >= merged.lo
+    assert finite.max() < merged.lo + HIST_BINS * merged.width
