@@ -39,10 +39,16 @@ def demo_batch(batch_size: int, generator: torch.Generator) -> tuple[torch.Tenso
     return images, labels
 
 
-def train_demo(model: nn.Module, steps: int, seed: int = 0) -> list[float]:
+def demo_optimizer(model: nn.Module) -> torch.optim.Optimizer:
+    return torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+
+
+def train_demo(
+    model: nn.Module, steps: int, seed: int = 0, optimizer: torch.optim.Optimizer | None = None
+) -> list[float]:
     """Trains `model` on the synthetic task with SGD; returns the loss of each step."""
     generator = torch.Generator().manual_seed(seed)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    optimizer = optimizer or demo_optimizer(model)
     losses = []
     model.train()
     for _ in range(steps):

@@ -12,6 +12,7 @@ from ._protocol import HIST_BINS, STAT_FIELDS
 
 if TYPE_CHECKING:
     from .hierarchy import Hierarchy
+    from .run import Run
     from .stats import Summaries
 
 
@@ -41,5 +42,21 @@ def parameter_histograms(hierarchy: Hierarchy, summaries: Summaries, title: str 
         axes.text(
             0.98, 0.95, text, transform=axes.transAxes, ha="right", va="top", fontsize=7, bbox=box
         )
+    figure.tight_layout()
+    return figure
+
+
+def gradient_norms(run: Run) -> Figure:
+    """L2 norm of each weight gradient over the recorded steps, one line per parameter."""
+    figure = Figure(figsize=(8, 4.5))
+    axes = figure.add_subplot()
+    for key in run.series(kind="grad"):
+        series = run.stats(key.layer, key.kind, key.tensor, call=key.call)
+        axes.plot(series.step_lo, series.values["l2"], label=f"{key.layer}.{key.tensor}")
+    axes.set_yscale("log")
+    axes.set_xlabel("step")
+    axes.set_ylabel("gradient L2 norm")
+    axes.set_title("Gradient norms per parameter")
+    axes.legend(fontsize=7, ncol=2)
     figure.tight_layout()
     return figure
