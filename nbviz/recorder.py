@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from torch import nn
@@ -83,16 +82,8 @@ class Recorder(capture.Recorder):
         finally:
             self.writer.close()
 
-    def __enter__(self) -> Recorder:
+    def __enter__(self) -> Recorder:  # the base's __exit__ calls this class's close()
         return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def watch(model: nn.Module, path: str | os.PathLike[str] | None = None, **options: Any) -> Recorder:
