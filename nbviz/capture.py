@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import sys
 import threading
 import time
 import warnings
@@ -70,7 +71,7 @@ from .records import (
     StatRecord,
     StepRecord,
 )
-from .stats import Histogram, Summaries, summarize_batch
+from .stats import MAX_SAMPLE, Histogram, Summaries, summarize_batch
 
 __all__ = ["Recorder"]
 
@@ -185,6 +186,9 @@ class Recorder:
             statistics only (histogram None).
         activations_every: activations and their gradients on every n-th step.
         updates_every: updates Δw on every n-th step.
+        histogram_sample: how many elements a histogram counts; larger tensors are counted from
+            a fixed sample (their statistics stay exact). None counts every element: exact
+            histograms, at the cost of a full pass per tensor.
 
     The defaults keep the mean cost of a training step under 1.05× that of a plain step on a
     ResNet-18-like CNN on the CPU (batch 16, 3×64×64, SGD), where summarising all weights and
@@ -216,6 +220,7 @@ class Recorder:
         histograms_every: int = 100,
         activations_every: int = 100,
         updates_every: int = 100,
+        histogram_sample: int | None = MAX_SAMPLE,
     ) -> None:
         _check_model(model)
         _check_sink(sink)
@@ -230,9 +235,12 @@ class Recorder:
         if scaler is not None and not isinstance(scaler, torch.amp.GradScaler):
             raise TypeError(f"scaler must be a torch.amp.GradScaler, not {type(scaler).__name__}")
         selected = _select_modules(model, modules)
+        if histogram_sample is not None and histogram_sample < 1:
+            raise ValueError(f"histogram_sample must be at least 1 or None, not {histogram_sample}")
         self._capture = _Capture(
             model, sink, optimizer, scaler, selected, modules is None, chosen_kinds, periods
         )
+        self._capture.max_sample = sys.maxsize if histogram_sample is None else histogram_sample
         # Removes the hooks when the recorder is collected; holds the capture, never `self`.
         self._finalizer = weakref.finalize(self, self._capture.detach)
 
@@ -309,6 +317,7 @@ class _Capture:
         periods: _Periods,
     ) -> None:
         self.sink = sink
+        self.max_sample = MAX_SAMPLE  # elements a histogram counts; more are sampled
         self.kinds = kinds
         self.periods = periods
         self.optimizer = optimizer
@@ -487,7 +496,9 @@ class _Capture:
                 if value is not None:
                     extras.append(value)
                     slots.append((index, column))
-        summaries, values = summarize_batch(tensors, histograms=current.histograms, extras=extras)
+        summaries, values = summarize_batch(
+            tensors, histograms=current.histograms, extras=extras, max_sample=self.max_sample
+        )
         diagnostics = np.full((len(tensors), len(_DIAGNOSTICS)), np.nan)
         for (index, column), value in zip(slots, values, strict=True):
             diagnostics[index, column] = value
@@ -503,7 +514,9 @@ class _Capture:
 
         def record() -> None:
             unscaled = self._unscaled(grad)
-            summaries, _ = summarize_batch([unscaled], histograms=histograms)
+            summaries, _ = summarize_batch(
+                [unscaled], histograms=histograms, max_sample=self.max_sample
+            )
             self._emit(step, [key], [_dtype_name(grad)], summaries, histograms)
 
         self._guarded(f"activation gradients of {key.layer or 'the model'}", record)
@@ -595,7 +608,7 @@ class _Capture:
         if not due and (self._grads_went_bad or _all_finite(grads)):
             return  # a cheap check between captured steps, until the first NaN/Inf
         histograms = due and step % self.periods.histograms == 0
-        summaries, _ = summarize_batch(grads, histograms=histograms)
+        summaries, _ = summarize_batch(grads, histograms=histograms, max_sample=self.max_sample)
         keys = [p.key("grad") for p in with_grad]
         self._emit(step, keys, [_dtype_name(g) for g in grads], summaries, histograms)
         if not due:
@@ -622,7 +635,9 @@ class _Capture:
                 dtypes.append(_dtype_name(p.param))
         if not tensors:
             return
-        summaries, values = summarize_batch(tensors, histograms=histograms, extras=norms)
+        summaries, values = summarize_batch(
+            tensors, histograms=histograms, extras=norms, max_sample=self.max_sample
+        )
         diagnostics = np.full((len(tensors), len(_DIAGNOSTICS)), np.nan)
         first_update = len(tensors) - len(norms)
         with np.errstate(divide="ignore", invalid="ignore"):

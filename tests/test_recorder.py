@@ -86,3 +86,26 @@ def test_show_records_training_until_closed() -> None:
     viz.close()
     assert not any(m._forward_hooks for m in model.modules())
     assert nbviz.show(model, record=False).recorder is None
+
+
+@pytest.mark.parametrize(("sample", "expected"), [(None, 300 * 1000), (65_536, 65_536)])
+def test_histograms_are_exact_on_request(sample: int | None, expected: int) -> None:
+    layer = nn.Linear(1000, 300)
+    model = nn.Sequential(layer)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    with nbviz.watch(
+        model, optimizer=optimizer, every=1, histograms_every=1, histogram_sample=sample
+    ) as recorder:
+        nn.functional.mse_loss(model(torch.randn(4, 1000)), torch.zeros(4, 300)).backward()  # type: ignore[no-untyped-call]
+        optimizer.step()
+        hists = recorder.run.histograms("0", "weight", "weight")
+    assert hists.sample.tolist() == [expected]
+    if sample is None:
+        weights = layer.weight.detach().numpy()
+        edges = hists.lo[0] + hists.width[0] * np.arange(65)
+        np.testing.assert_array_equal(hists.counts[0], np.histogram(weights, edges)[0])
+
+
+def test_histogram_sample_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="histogram_sample must be at least 1"):
+        nbviz.watch(demo_model(), histogram_sample=0)
