@@ -3,8 +3,8 @@
 Large tensors take the fast path: only cheap full-tensor passes (`aminmax`, `sum`,
 `count_nonzero` and a chunked, shifted sum of squares), and a histogram of a fixed sample. NaN
 propagates through `aminmax`, so a finite minimum and maximum prove that there is no NaN or Inf;
-only otherwise does the slow exact counting run. Small tensors are padded into one matrix per
-batch and summarised exactly with a fixed number of operations per batch, not per tensor. Results
+only otherwise does the slow exact counting run. Tiny tensors (up to 4,096 elements) are
+concatenated in float64 and reduced by segment, a fixed number of kernels for all of them. Results
 stay on the device until one copy to the host per call and device (a tensor with NaN or Inf costs
 a few more).
 
@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -38,9 +39,6 @@ if 1 << _BIN_BITS != HIST_BINS:
 # of squares; elsewhere launches cost more than memory traffic and chunks only bound scratch space.
 _CPU_CHUNK = 1 << 20
 _DEVICE_CHUNK = 1 << 24
-# Tensors up to this size are padded into [rows, power of two] batches of at most _BATCH elements.
-_SMALL = 1 << 16
-_BATCH = 1 << 18
 
 # Normal float64 powers of two; a grid of subnormal width would only serve subnormal spans.
 _MIN_EXPONENT, _MAX_EXPONENT = -1022, 1023
@@ -93,7 +91,7 @@ def tensor_stats(t: torch.Tensor) -> NDArray[np.float64]:
 
     std is the population std (ddof=0); complex tensors are summarised by their magnitude.
     """
-    stats: NDArray[np.float64] = _summaries(_rows([t], max_sample=MAX_SAMPLE, exact=False)).stats[0]
+    stats: NDArray[np.float64] = summarize([t]).stats[0]
     return stats
 
 
@@ -102,12 +100,12 @@ def histogram(t: torch.Tensor, *, max_sample: int = MAX_SAMPLE, exact: bool = Fa
 
     Counted from a fixed sample of `max_sample` elements when `t` is larger, unless `exact`.
     """
-    row = _rows([t], max_sample=max_sample, exact=exact)[0]
+    one = summarize([t], max_sample=sys.maxsize if exact else max_sample)
     return Histogram(
-        lo=float(row[_LO]),
-        width=float(row[_WIDTH]),
-        counts=row[_COUNTS:].copy(),
-        sample=int(row[_SAMPLE]),
+        lo=float(one.lo[0]),
+        width=float(one.width[0]),
+        counts=one.counts[0],
+        sample=int(one.sample[0]),
     )
 
 
@@ -117,7 +115,7 @@ def summarize(tensors: Sequence[torch.Tensor | None], *, max_sample: int = MAX_S
     None, an uninitialized (lazy) parameter or a meta tensor has no values: numel 0, NaN
     statistics and grid, no counts. No reference to any tensor is kept.
     """
-    return _summaries(_rows(tensors, max_sample=max_sample, exact=False))
+    return summarize_batch(tensors, max_sample=max_sample)[0]
 
 
 def _summaries(rows: NDArray[np.float64]) -> Summaries:
@@ -146,90 +144,6 @@ class _Prepared:
     flat: torch.Tensor
     integral: bool
     """Integer or bool values: the grid width never drops below 1."""
-
-
-class _Batcher:
-    """Device rows, collected per device so that each device is copied to the host once."""
-
-    def __init__(self, max_sample: int, exact: bool) -> None:
-        self.max_sample = max_sample
-        self.exact = exact
-        # Per device: the host rows a [m, _DEVICE_ROW] tensor fills, and whether to check them
-        # for NaN and Inf (the fast path assumes there are none).
-        self.pending: dict[torch.device, list[tuple[list[int], torch.Tensor, bool]]] = {}
-        # Small tensors waiting for their batch, per (device, padded length).
-        self.small: dict[tuple[torch.device, int], list[tuple[int, _Prepared]]] = {}
-
-    def add(self, row: int, t: torch.Tensor) -> None:
-        p = _prepare(t)
-        n = p.flat.numel()
-        if n <= _SMALL and (self.exact or n <= self.max_sample):
-            length = 1 << (n - 1).bit_length()
-            bucket = self.small.setdefault((p.flat.device, length), [])
-            bucket.append((row, p))
-            if len(bucket) * length >= _BATCH:
-                self._flush(p.flat.device, bucket)
-                bucket.clear()
-        else:
-            values = p.flat
-            if not self.exact and n > self.max_sample:
-                values = values[_sample_indices(n, self.max_sample, values.device)]
-            self._put(p.flat.device, [row], _large_row(p, values)[None], check=True)
-
-    def finish(self, rows: NDArray[np.float64]) -> list[int]:
-        """Fills `rows` from the devices; returns the rows that need the slow, exact path."""
-        for (device, _), bucket in self.small.items():
-            if bucket:
-                self._flush(device, bucket)
-        self.small.clear()
-        slow = []
-        for items in self.pending.values():
-            host = torch.cat([block for _, block, _ in items]).cpu().numpy()
-            start = 0
-            for indices, block, check in items:
-                for index, device_row in zip(
-                    indices, host[start : start + len(block)], strict=True
-                ):
-                    _fill(rows[index], device_row)
-                    if check and not np.isfinite(device_row[:2]).all():
-                        slow.append(index)  # NaN or Inf: aminmax propagated it
-                    elif np.isnan(device_row[0]):
-                        rows[index, _SAMPLE] = 0  # nothing finite to count
-                start += len(block)
-        self.pending.clear()
-        return slow
-
-    def _flush(self, device: torch.device, bucket: list[tuple[int, _Prepared]]) -> None:
-        block = _small_rows([p.flat for _, p in bucket], [p.integral for _, p in bucket])
-        self._put(device, [row for row, _ in bucket], block, check=False)
-
-    def _put(self, device: torch.device, rows: list[int], block: torch.Tensor, check: bool) -> None:
-        self.pending.setdefault(device, []).append((rows, block, check))
-
-
-def _rows(
-    tensors: Sequence[torch.Tensor | None], *, max_sample: int, exact: bool
-) -> NDArray[np.float64]:
-    """Host rows (STAT_FIELDS, lo, width, sample, counts) of all tensors."""
-    if max_sample < 1:
-        raise ValueError(f"max_sample must be at least 1, not {max_sample}")
-    rows = np.zeros((len(tensors), _ROW))
-    batcher = _Batcher(max_sample, exact)
-    with torch.no_grad():
-        for i, t in enumerate(tensors):
-            if t is None or _has_no_values(t):
-                rows[i] = _absent_row()
-            elif t.numel() == 0:
-                rows[i] = _empty_row()
-            else:
-                rows[i, 0] = t.numel()
-                rows[i, _SAMPLE] = t.numel() if exact else min(t.numel(), max_sample)
-                batcher.add(i, t)
-        for i in batcher.finish(rows):
-            t = tensors[i]
-            if t is not None:
-                rows[i] = _nonfinite_row(_prepare(t), rows[i, _SAMPLE], max_sample)
-    return rows
 
 
 def _fill(row: NDArray[np.float64], device_row: NDArray[np.float64]) -> None:
@@ -348,37 +262,6 @@ def _chunk_moments(part: torch.Tensor, scratch: torch.Tensor) -> torch.Tensor:
     # floats is ~10x slower (22 ms against 2 ms for 10M elements here).
     nonzero = torch.count_nonzero(part.bool()).double()
     return torch.stack([low, high, shift * n + residual, squares - residual.square() / n, nonzero])
-
-
-def _small_rows(flats: list[torch.Tensor], integral: list[bool]) -> torch.Tensor:
-    """Device rows [m, _DEVICE_ROW] of small tensors, all counted exactly in one padded matrix.
-
-    The padding is NaN: it drops out with the other non-finite values and is taken off their count.
-    """
-    device = flats[0].device
-    x = torch.nn.utils.rnn.pad_sequence(
-        [f.double() for f in flats], batch_first=True, padding_value=math.nan
-    )
-    padding = _host_vector([x.shape[1] - f.numel() for f in flats], torch.float64, device)
-    finite = x.isfinite()
-    count = torch.count_nonzero(finite, 1)
-    some = count > 0
-    kept = torch.where(finite, x, 0.0)
-    mean = kept.sum(1) / count
-    deviation = torch.where(finite, x - mean[:, None], 0.0)
-    std = (deviation.square().sum(1) / count).sqrt()
-    l2 = torch.where(some, kept.square().sum(1).sqrt(), math.nan)
-    low = torch.where(some, torch.where(finite, x, math.inf).amin(1), math.nan)
-    high = torch.where(some, torch.where(finite, x, -math.inf).amax(1), math.nan)
-    lo, width = _grid(low, high, _host_vector(integral, torch.bool, device))
-    lo = torch.where(some, lo, 0.0)
-    width = torch.where(some, width, 1.0)
-    # count_nonzero of a mask is several times faster than its sum.
-    zeros, nan = torch.count_nonzero(x == 0, 1), torch.count_nonzero(x.isnan(), 1) - padding
-    posinf, neginf = torch.count_nonzero(x.isposinf(), 1), torch.count_nonzero(x.isneginf(), 1)
-    stats = [low, high, mean, std, l2, zeros, nan, posinf, neginf, lo, width]
-    counts = _bin_rows(x, lo, width)
-    return torch.cat([torch.stack([s.double() for s in stats], 1), counts], 1)
 
 
 def _host_vector(
@@ -519,10 +402,6 @@ def _device_blocks(
             rows[i, _SAMPLE] = min(t.numel(), max_sample) if histograms else 0
             p = _prepare(t)
             groups.setdefault((p.flat.device, t.numel() <= _TINY), []).append((i, p))
-    for (device, tiny), items in list(groups.items()):
-        if tiny and len(items) == 1:  # the segment kernels only pay off for several tensors
-            del groups[device, tiny]
-            groups.setdefault((device, False), []).extend(items)
     pending: _Blocks = {}
     checked: list[int] = []  # rows on the fast path, which assumes no NaN or Inf
     for (device, tiny), items in groups.items():
