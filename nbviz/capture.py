@@ -13,8 +13,10 @@ records to a `RecordSink`, per watched module and step:
   ``ReLU(inplace=True)`` and ``out += identity``);
 - ``update``: Δw = w_after − w_before per parameter, with ``ratio`` = ‖Δw‖₂ / ‖w_before‖₂.
 
-Statistics are computed inside the hooks (`stats.summarize_batch`, on the tensor's device, one host
-copy per call) and no captured tensor is kept: a later in-place op would change it.
+The full-size reductions run inside the hooks, on the tensor's device (`stats.StatsBatch.add`),
+and no captured tensor is kept: a later in-place op would change it. What remains (grids,
+histograms of the samples, the host copy) runs once per step for everything the step captured,
+when the step ends: one host copy per device and step.
 
 Steps. A step ends at the optimizer step: the given optimizer's, or, without one, that of any
 optimizer holding the model's parameters, seen through torch's global step hooks. Without any
@@ -71,7 +73,7 @@ from .records import (
     StatRecord,
     StepRecord,
 )
-from .stats import MAX_SAMPLE, Histogram, Summaries, summarize_batch
+from .stats import MAX_SAMPLE, Histogram, StatsBatch, Summaries
 
 __all__ = ["Recorder"]
 
@@ -147,6 +149,18 @@ class _GradHook:
         if not self.fired:
             self.fired = True
             self.capture.on_activation_grad(self.key, self.step, self.histograms, grad)
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """Records added to the step's `StatsBatch`, to be emitted when it is finished."""
+
+    step: int
+    keys: list[SeriesKey]
+    dtypes: list[str]
+    histograms: bool
+    first: int  # their first row in the batch
+    slots: list[tuple[int, int, int]]  # (row, diagnostic column, extra) of each diagnostic
 
 
 @dataclass(frozen=True)
@@ -240,7 +254,9 @@ class Recorder:
         self._capture = _Capture(
             model, sink, optimizer, scaler, selected, modules is None, chosen_kinds, periods
         )
-        self._capture.max_sample = sys.maxsize if histogram_sample is None else histogram_sample
+        self._capture.batch.max_sample = (
+            sys.maxsize if histogram_sample is None else histogram_sample
+        )
         # Removes the hooks when the recorder is collected; holds the capture, never `self`.
         self._finalizer = weakref.finalize(self, self._capture.detach)
 
@@ -280,6 +296,7 @@ class Recorder:
         """Removes every hook; idempotent. A step the GradScaler skipped last is recorded first."""
         if not self._capture.closed:
             self._capture.check_skipped()
+            self._capture.flush()  # a step cut short: what it captured so far
         self._finalizer()
 
     def __enter__(self) -> Recorder:
@@ -317,7 +334,8 @@ class _Capture:
         periods: _Periods,
     ) -> None:
         self.sink = sink
-        self.max_sample = MAX_SAMPLE  # elements a histogram counts; more are sampled
+        self.batch = StatsBatch(max_sample=MAX_SAMPLE)  # what this step captured, not yet emitted
+        self._pending: list[_Pending] = []
         self.kinds = kinds
         self.periods = periods
         self.optimizer = optimizer
@@ -392,6 +410,8 @@ class _Capture:
         self._stack.clear()
         self._pass = None
         self._snapshot = None
+        self._pending.clear()
+        self.batch = StatsBatch()
 
     # Forward passes.
 
@@ -457,6 +477,7 @@ class _Capture:
     def _end_pass(self) -> None:
         current, self._pass = self._pass, None
         if current is not None and current.mode == "eval":
+            self.flush()
             with self._lock:
                 self.sink.end_step(StepRecord(current.step, "eval", wall_time=time.time()))
 
@@ -488,23 +509,17 @@ class _Capture:
         tensors = [t for _, t in leaves]
         diagnostic = self._diagnostics[id(module)]
         extras: list[torch.Tensor] = []
-        slots: list[tuple[int, int]] = []  # (leaf, diagnostic column) of each extra
+        slots: list[tuple[int, int, int]] = []  # (leaf, diagnostic column, extra)
         if diagnostic is not None:
             column, compute = diagnostic
             for index, tensor in enumerate(tensors):
                 value = compute(tensor.detach())
                 if value is not None:
+                    slots.append((index, column, len(extras)))
                     extras.append(value)
-                    slots.append((index, column))
-        summaries, values = summarize_batch(
-            tensors, histograms=current.histograms, extras=extras, max_sample=self.max_sample
-        )
-        diagnostics = np.full((len(tensors), len(_DIAGNOSTICS)), np.nan)
-        for (index, column), value in zip(slots, values, strict=True):
-            diagnostics[index, column] = value
         keys = [SeriesKey(name, "activation", path, call, current.mode) for path, _ in leaves]
         dtypes = [_dtype_name(t) for t in tensors]
-        self._emit(current.step, keys, dtypes, summaries, current.histograms, diagnostics)
+        self._add(current.step, keys, tensors, dtypes, current.histograms, extras, slots)
 
     def on_activation_grad(
         self, key: SeriesKey, step: int, histograms: bool, grad: torch.Tensor
@@ -513,11 +528,7 @@ class _Capture:
             return
 
         def record() -> None:
-            unscaled = self._unscaled(grad)
-            summaries, _ = summarize_batch(
-                [unscaled], histograms=histograms, max_sample=self.max_sample
-            )
-            self._emit(step, [key], [_dtype_name(grad)], summaries, histograms)
+            self._add(step, [key], [self._unscaled(grad)], [_dtype_name(grad)], histograms)
 
         self._guarded(f"activation gradients of {key.layer or 'the model'}", record)
 
@@ -608,9 +619,8 @@ class _Capture:
         if not due and (self._grads_went_bad or _all_finite(grads)):
             return  # a cheap check between captured steps, until the first NaN/Inf
         histograms = due and step % self.periods.histograms == 0
-        summaries, _ = summarize_batch(grads, histograms=histograms, max_sample=self.max_sample)
         keys = [p.key("grad") for p in with_grad]
-        self._emit(step, keys, [_dtype_name(g) for g in grads], summaries, histograms)
+        self._add(step, keys, grads, [_dtype_name(g) for g in grads], histograms)
         if not due:
             self._grads_went_bad = True  # a broken run would otherwise pay this every step
 
@@ -635,18 +645,14 @@ class _Capture:
                 dtypes.append(_dtype_name(p.param))
         if not tensors:
             return
-        summaries, values = summarize_batch(
-            tensors, histograms=histograms, extras=norms, max_sample=self.max_sample
-        )
-        diagnostics = np.full((len(tensors), len(_DIAGNOSTICS)), np.nan)
         first_update = len(tensors) - len(norms)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            diagnostics[first_update:, _RATIO] = summaries.stats[first_update:, _L2] / values
-        self._emit(step, keys, dtypes, summaries, histograms, diagnostics)
+        slots = [(first_update + k, _RATIO, k) for k in range(len(norms))]
+        self._add(step, keys, tensors, dtypes, histograms, norms, slots)
 
     # Steps.
 
     def _end_step(self, skipped: bool = False, reason: str = "") -> None:
+        self.flush()
         record = StepRecord(self.step, "train", skipped, reason, wall_time=time.time())
         with self._lock:
             self.sink.end_step(record)
@@ -680,31 +686,68 @@ class _Capture:
 
     # Records.
 
-    def _emit(
+    def _add(
         self,
         step: int,
         keys: list[SeriesKey],
+        tensors: list[torch.Tensor],
         dtypes: list[str],
-        summaries: Summaries,
         histograms: bool,
-        diagnostics: NDArray[np.float64] | None = None,
+        extras: list[torch.Tensor] | None = None,
+        slots: list[tuple[int, int, int]] | None = None,
     ) -> None:
-        if diagnostics is None:
-            diagnostics = np.full((len(keys), len(_DIAGNOSTICS)), np.nan)
-        records = [
-            StatRecord(
-                step=step,
-                key=key,
-                stats=np.concatenate([summaries.stats[i], diagnostics[i]]),
-                histogram=_histogram(summaries, i) if histograms else None,
-                dtype=dtype,
-            )
-            for i, (key, dtype) in enumerate(zip(keys, dtypes, strict=True))
-        ]
+        """Reduces `tensors` now; their records are emitted by the next `flush`.
+
+        `slots` place `extras` in the diagnostics: (tensor, column, extra); the ratio column
+        divides the tensor's L2 norm by its extra.
+        """
         with self._lock:
+            first, first_extra = self.batch.add(tensors, histograms=histograms, extras=extras or ())
+            self._pending.append(
+                _Pending(
+                    step,
+                    keys,
+                    dtypes,
+                    histograms,
+                    first,
+                    [(row, column, first_extra + extra) for row, column, extra in slots or []],
+                )
+            )
+
+    def flush(self) -> None:
+        """Finishes the step's batch (one host copy per device) and emits its records."""
+        with self._lock:
+            pending, self._pending = self._pending, []
+            if not pending:
+                return
+            summaries, values = self.batch.finish()
+            records: list[StatRecord] = []
+            for p in pending:
+                records += self._records(p, summaries, values)
             self.sink.add(records)
             for record in records:
                 self._check_finite(record)
+
+    def _records(
+        self, p: _Pending, summaries: Summaries, values: NDArray[np.float64]
+    ) -> list[StatRecord]:
+        diagnostics = np.full((len(p.keys), len(_DIAGNOSTICS)), np.nan)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            for row, column, extra in p.slots:
+                value = values[extra]
+                if column == _RATIO:
+                    value = summaries.stats[p.first + row, _L2] / value
+                diagnostics[row, column] = value
+        return [
+            StatRecord(
+                step=p.step,
+                key=key,
+                stats=np.concatenate([summaries.stats[p.first + i], diagnostics[i]]),
+                histogram=_histogram(summaries, p.first + i) if p.histograms else None,
+                dtype=dtype,
+            )
+            for i, (key, dtype) in enumerate(zip(p.keys, p.dtypes, strict=True))
+        ]
 
     def _check_finite(self, record: StatRecord) -> None:
         counts = np.nan_to_num(record.stats[_NAN : _NAN + 3])  # NaN: nothing was counted

@@ -2,11 +2,16 @@
 
 Large tensors take the fast path: only cheap full-tensor passes (`aminmax`, `sum`,
 `count_nonzero` and a chunked, shifted sum of squares), and a histogram of a fixed sample. NaN
-propagates through `aminmax`, so a finite minimum and maximum prove that there is no NaN or Inf;
-only otherwise does the slow exact counting run. Tiny tensors (up to 4,096 elements) are
-concatenated in float64 and reduced by segment, a fixed number of kernels for all of them. Results
-stay on the device until one copy to the host per call and device (a tensor with NaN or Inf costs
-a few more).
+propagates through `aminmax`, so on the CPU a finite minimum and maximum prove that there is no
+NaN or Inf, and only otherwise do the slow exact counts run. On accelerators, where reading that
+answer would synchronise, the exact masked passes always run (they are cheap there). Tiny tensors
+(up to 4,096 elements) are concatenated in float64 and reduced by segment, a fixed number of
+kernels for all of them.
+
+`StatsBatch` splits the work in two: `add` reduces each tensor at once and keeps only small
+results (and a copy of a histogram's sample), `finish` computes every grid and histogram left and
+copies everything to the host in one go per device. Capture adds all the tensors of a training
+step and finishes once per step.
 
 Histograms use a stable grid: `HIST_BINS` bins of a power-of-two width, aligned to a multiple of
 that width, so histograms of a tensor at different steps or ranks can be compared and merged. The
@@ -16,7 +21,6 @@ grid always comes from the exact minimum and maximum, even when the counts come 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 import sys
 from collections.abc import Sequence
@@ -26,24 +30,14 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
+from . import _reduce as r
 from ._protocol import HIST_BINS, STAT_FIELDS
 
 MAX_SAMPLE = 65536
 """Histograms of tensors larger than this are counted from a fixed sample of this many elements."""
 
-_BIN_BITS = HIST_BINS.bit_length() - 1
-if 1 << _BIN_BITS != HIST_BINS:
-    raise ImportError(f"HIST_BINS must be a power of two, not {HIST_BINS}")
-
-# On the CPU a chunk of this many elements stays in cache between the passes of the shifted sum
-# of squares; elsewhere launches cost more than memory traffic and chunks only bound scratch space.
-_CPU_CHUNK = 1 << 20
-_DEVICE_CHUNK = 1 << 24
-
-# Normal float64 powers of two; a grid of subnormal width would only serve subnormal spans.
-_MIN_EXPONENT, _MAX_EXPONENT = -1022, 1023
-
-_SEED = 0x6E62_7669  # the same sample at every step, so that histograms stay comparable
+_TINY = 1 << 12
+"""Tensors up to this size are copied and reduced together by segment at `finish`."""
 
 # Device rows are built in this order; the protocol must agree.
 _DEVICE_ORDER = ("min", "max", "mean", "std", "l2", "zeros", "nan", "posinf", "neginf")
@@ -60,6 +54,8 @@ _DEVICE_STATS = _NSTATS - 1
 _DEVICE_ROW = _DEVICE_STATS + 2 + HIST_BINS
 _MIN, _NAN = STAT_FIELDS.index("min"), STAT_FIELDS.index("nan")
 _MEAN, _STD = STAT_FIELDS.index("mean"), STAT_FIELDS.index("std")
+# Rows of sample values binned in one go: bounds the padded float64 matrix (32 MiB).
+_BIN_ELEMENTS = 1 << 22
 
 
 @dataclass(frozen=True)
@@ -118,6 +114,254 @@ def summarize(tensors: Sequence[torch.Tensor | None], *, max_sample: int = MAX_S
     return summarize_batch(tensors, max_sample=max_sample)[0]
 
 
+def summarize_batch(
+    tensors: Sequence[torch.Tensor | None],
+    *,
+    histograms: bool = True,
+    extras: Sequence[torch.Tensor] = (),
+    max_sample: int = MAX_SAMPLE,
+) -> tuple[Summaries, NDArray[np.float64]]:
+    """`summarize`, optionally without histograms, also returning the values of `extras`.
+
+    With `histograms=False` no histogram is counted: counts are zero, lo and width NaN and sample
+    0. `extras` are one-element tensors (diagnostics computed on the device by the caller) copied
+    to the host with the statistics.
+    """
+    batch = StatsBatch(max_sample=max_sample)
+    batch.add(tensors, histograms=histograms, extras=extras)
+    return batch.finish()
+
+
+@dataclass
+class _Entry:
+    """One added tensor: what `finish` still needs of it. Never the tensor itself."""
+
+    row: NDArray[np.float64]
+    """Its host row: numel and sample known at `add`; all of it when `device` is None."""
+    device: torch.device | None = None
+    integral: bool = False
+    histogram: bool = False
+    tiny: torch.Tensor | None = None
+    """A float64 copy of a tiny tensor, reduced by segment at `finish`."""
+    raw: torch.Tensor | None = None
+    """`chunk_sums` [6] of a one-chunk tensor, finished together at `finish`."""
+    stats: torch.Tensor | None = None
+    """Device statistics [9] (STAT_FIELDS without numel)."""
+    values: torch.Tensor | None = None
+    """A copy of what its histogram counts (at most `MAX_SAMPLE` elements), binned at `finish`."""
+    binned: torch.Tensor | None = None
+    """lo, width and counts [2 + HIST_BINS] of a histogram too large to keep its values."""
+
+
+class StatsBatch:
+    """Summaries of many tensors in two phases, with one host copy per device in all.
+
+    `add` runs each tensor's full-size reductions at once and keeps no reference to it (a later
+    in-place op cannot change what was measured); `finish` does what remains for everything added:
+    the grids, the histograms of the kept samples, and the host copy.
+
+    Args:
+        max_sample: histograms of larger tensors count a fixed sample of this many elements.
+        masked: exact masked passes (NaN/Inf counted with no host read) instead of the fast
+            path; default: on every device but the CPU.
+    """
+
+    def __init__(self, *, max_sample: int = MAX_SAMPLE, masked: bool | None = None) -> None:
+        if max_sample < 1:
+            raise ValueError(f"max_sample must be at least 1, not {max_sample}")
+        self.max_sample = max_sample
+        self._masked = masked
+        self._entries: list[_Entry] = []
+        self._extras: list[torch.Tensor] = []
+        self._scratch: dict[tuple[torch.device, torch.dtype], torch.Tensor] = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def add(
+        self,
+        tensors: Sequence[torch.Tensor | None],
+        *,
+        histograms: bool = True,
+        extras: Sequence[torch.Tensor] = (),
+    ) -> tuple[int, int]:
+        """Reduces `tensors` now; returns where their rows and `extras` start in `finish`."""
+        first = (len(self._entries), len(self._extras))
+        with torch.no_grad():
+            for t in tensors:
+                self._entries.append(self._entry(t, histograms))
+            self._extras += [e.detach().reshape(1).double() for e in extras]
+        return first
+
+    def finish(self) -> tuple[Summaries, NDArray[np.float64]]:
+        """Summaries of every tensor added, in order, and the extras' values; then starts over."""
+        entries, extras = self._entries, self._extras
+        self._entries, self._extras = [], []
+        rows = np.stack([e.row for e in entries]) if entries else np.zeros((0, _ROW))
+        values = np.full(len(extras), np.nan)
+        pending: dict[torch.device, list[int]] = {}
+        for i, entry in enumerate(entries):
+            if entry.device is not None:
+                pending.setdefault(entry.device, []).append(i)
+        extra_at: dict[torch.device, list[int]] = {}
+        for k, extra in enumerate(extras):
+            extra_at.setdefault(extra.device, []).append(k)
+        with torch.no_grad():
+            for device in {*pending, *extra_at}:
+                order, blocks = _device_rows([entries[i] for i in pending.get(device, [])])
+                indices = [pending[device][k] for k in order]
+                parts = [b.reshape(-1) for b in blocks] + [
+                    extras[k] for k in extra_at.get(device, [])
+                ]
+                host = torch.cat(parts).cpu().numpy()  # the one copy of this device
+                device_rows = host[: len(indices) * _DEVICE_ROW].reshape(-1, _DEVICE_ROW)
+                for i, device_row in zip(indices, device_rows, strict=True):
+                    _fill_row(rows[i], device_row, entries[i].histogram)
+                values[extra_at.get(device, [])] = host[len(indices) * _DEVICE_ROW :]
+        return _summaries(rows), values
+
+    def _entry(self, t: torch.Tensor | None, histograms: bool) -> _Entry:
+        if t is None or _has_no_values(t):
+            return _Entry(_absent_row())
+        if t.numel() == 0:
+            row = _empty_row()
+            if not histograms:
+                _drop_histogram(row)
+            return _Entry(row)
+        n = t.numel()
+        row = np.zeros(_ROW)
+        row[0] = n
+        row[_SAMPLE] = min(n, self.max_sample) if histograms else 0
+        p = r.prepare(t)
+        entry = _Entry(row, p.flat.device, p.integral, histograms)
+        if n <= _TINY:
+            entry.tiny = p.flat.to(torch.float64, copy=True)
+            return entry
+        masked = self._masked if self._masked is not None else p.flat.device.type != "cpu"
+        if masked:
+            entry.stats = r.masked_moments(p.flat)
+            low, high = entry.stats[0], entry.stats[1]
+        else:
+            scratch = self._scratch_for(p.flat)
+            if n <= scratch.numel():
+                entry.raw = r.chunk_sums(p.flat, scratch[:n])
+                low, high = entry.raw[0].double(), entry.raw[1].double()
+            else:
+                entry.stats = torch.cat([r.chunked_moments(p.flat, scratch), p.flat.new_zeros(3)])
+                low, high = entry.stats[0], entry.stats[1]
+            if not torch.isfinite(torch.stack([low, high])).all():  # a free read on the CPU
+                full = _nonfinite_row(p, min(n, self.max_sample), self.max_sample)
+                if not histograms:
+                    _drop_histogram(full)
+                return _Entry(full)
+        if histograms:
+            sample = p.flat if n <= self.max_sample else p.flat[_sample_of(p.flat, self.max_sample)]
+            if sample.numel() <= MAX_SAMPLE:
+                entry.values = sample.clone() if sample is p.flat else sample
+            else:  # an exact histogram of a large tensor: binned now rather than copied
+                integral = torch.full((), p.integral, device=p.flat.device)
+                lo, width = r.grid(low.double(), high.double(), integral)
+                counts = r.bin_values(sample, lo, width)
+                entry.binned = torch.cat([torch.stack([lo, width]), counts])
+        return entry
+
+    def _scratch_for(self, flat: torch.Tensor) -> torch.Tensor:
+        """A buffer for the shifted deviations, reused: fresh multi-MB buffers fault pages."""
+        key = (flat.device, flat.dtype)
+        size = min(flat.numel(), r.chunk_size(flat.device))
+        buffer = self._scratch.get(key)
+        if buffer is None or buffer.numel() < size:
+            buffer = self._scratch[key] = torch.empty(size, dtype=flat.dtype, device=flat.device)
+        return buffer
+
+
+def _sample_of(flat: torch.Tensor, size: int) -> torch.Tensor:
+    return r.sample_indices(flat.numel(), size, flat.device)
+
+
+def _device_rows(entries: list[_Entry]) -> tuple[list[int], list[torch.Tensor]]:
+    """Device rows [k, _DEVICE_ROW] of entries on one device, in blocks; `order[j]` is the entry
+    of the j-th row over all blocks."""
+    tiny = [k for k, e in enumerate(entries) if e.tiny is not None]
+    raw = [k for k, e in enumerate(entries) if e.raw is not None]
+    done = [k for k, e in enumerate(entries) if e.stats is not None]
+    blocks = []
+    if tiny:
+        flats = [f for k in tiny if (f := entries[k].tiny) is not None]
+        blocks.append(r.segment_rows(flats, [entries[k].integral for k in tiny]))
+    large = raw + done
+    if large:
+        stats = []
+        if raw:
+            stats.append(_finish_raw([entries[k] for k in raw]))
+        if done:
+            stats.append(torch.stack([t for k in done if (t := entries[k].stats) is not None]))
+        block = torch.cat(stats)
+        blocks.append(torch.cat([block, _histograms([entries[k] for k in large], block)], 1))
+    return tiny + large, blocks
+
+
+def _finish_raw(entries: list[_Entry]) -> torch.Tensor:
+    """Statistics [k, 9] of one-chunk tensors from their `chunk_sums`, all at once."""
+    raw = torch.stack([e.raw for e in entries if e.raw is not None]).double()
+    n = r.host_vector([int(e.row[0]) for e in entries], torch.float64, raw.device)
+    low, high, shift, residual, squares, zeros = raw.unbind(1)
+    moments = r.finish_moments(
+        low, high, shift * n + residual, squares - residual.square() / n, zeros, n
+    )
+    return torch.cat([moments, moments.new_zeros(len(entries), 3)], 1)
+
+
+def _histograms(entries: list[_Entry], stats: torch.Tensor) -> torch.Tensor:
+    """lo, width and counts [k, 2 + HIST_BINS] of large entries; NaN where none is wanted."""
+    out = stats.new_full((len(entries), 2 + HIST_BINS), math.nan)
+    device = stats.device
+    kept = [k for k, e in enumerate(entries) if e.values is not None]
+    if kept:
+        index = r.host_vector(kept, torch.int64, device)
+        integral = r.host_vector([entries[k].integral for k in kept], torch.bool, device)
+        lo, width = r.grid(stats[index, 0], stats[index, 1], integral)
+        counts = _bin_kept([entries[k].values for k in kept], lo, width)
+        out[index] = torch.cat([lo[:, None], width[:, None], counts], 1)
+    binned = [k for k, e in enumerate(entries) if e.binned is not None]
+    if binned:
+        index = r.host_vector(binned, torch.int64, device)
+        out[index] = torch.stack([t for k in binned if (t := entries[k].binned) is not None])
+    return out
+
+
+def _bin_kept(
+    samples: list[torch.Tensor | None], lo: torch.Tensor, width: torch.Tensor
+) -> torch.Tensor:
+    """Counts [k, HIST_BINS] of kept samples, binned in padded groups of similar length."""
+    counts = lo.new_empty(len(samples), HIST_BINS)
+    buckets: dict[int, list[int]] = {}
+    for k, sample in enumerate(samples):
+        if sample is not None:
+            buckets.setdefault(1 << (sample.numel() - 1).bit_length(), []).append(k)
+    for length, ks in buckets.items():
+        step = max(1, _BIN_ELEMENTS // length)
+        for start in range(0, len(ks), step):
+            group = ks[start : start + step]
+            matrix = r.padded([s for k in group if (s := samples[k]) is not None])
+            index = r.host_vector(group, torch.int64, lo.device)
+            counts[index] = r.bin_rows(matrix, lo[index], width[index])
+    return counts
+
+
+def _fill_row(row: NDArray[np.float64], device_row: NDArray[np.float64], histogram: bool) -> None:
+    """Copies a device row into a host row, leaving numel and sample as they are."""
+    row[_MIN:_NSTATS] = device_row[:_DEVICE_STATS]
+    if not histogram:
+        _drop_histogram(row)
+    elif np.isnan(device_row[0]):  # nothing finite to count
+        row[_LO], row[_WIDTH], row[_SAMPLE] = 0.0, 1.0, 0
+        row[_COUNTS:] = 0
+    else:
+        row[_LO:_SAMPLE] = device_row[_DEVICE_STATS : _DEVICE_STATS + 2]
+        row[_COUNTS:] = device_row[_DEVICE_STATS + 2 :]
+
+
 def _summaries(rows: NDArray[np.float64]) -> Summaries:
     """Host rows split into `Summaries`, constants made exact.
 
@@ -137,22 +381,6 @@ def _summaries(rows: NDArray[np.float64]) -> Summaries:
     )
 
 
-@dataclass
-class _Prepared:
-    """A tensor ready to reduce: flat, real, float32 or float64."""
-
-    flat: torch.Tensor
-    integral: bool
-    """Integer or bool values: the grid width never drops below 1."""
-
-
-def _fill(row: NDArray[np.float64], device_row: NDArray[np.float64]) -> None:
-    """Copies a device row into a host row, leaving numel and sample as they are."""
-    row[_MIN:_NSTATS] = device_row[:_DEVICE_STATS]
-    row[_LO:_SAMPLE] = device_row[_DEVICE_STATS : _DEVICE_STATS + 2]
-    row[_COUNTS:] = device_row[_DEVICE_STATS + 2 :]
-
-
 def _has_no_values(t: torch.Tensor) -> bool:
     return torch.nn.parameter.is_lazy(t) or t.is_meta
 
@@ -170,488 +398,34 @@ def _empty_row() -> NDArray[np.float64]:
     return row
 
 
-def _prepare(t: torch.Tensor) -> _Prepared:
-    x = t.detach()
-    if x.is_complex():
-        x = x.abs()
-    integral = not x.is_floating_point()
-    if integral:
-        x = x.to(torch.float64)  # exact below 2**53; bool and ints share one path
-    elif x.dtype not in (torch.float32, torch.float64):
-        x = x.to(torch.float32)  # half precision loses too much in reductions
-    return _Prepared(x.reshape(-1), integral)
-
-
-@functools.lru_cache(maxsize=64)
-def _sample_indices(numel: int, size: int, device: torch.device) -> torch.Tensor:
-    """A fixed sample (with replacement) of positions, the same at every call."""
-    generator = torch.Generator().manual_seed(_SEED)  # private: the global RNG is left alone
-    indices = torch.randint(numel, (size,), generator=generator)
-    return indices.sort().values.to(device)  # sorted, so that the gather reads memory in order
-
-
-def _large_row(p: _Prepared, values: torch.Tensor) -> torch.Tensor:
-    """The device row of one large tensor on the fast path: no NaN or Inf assumed, none counted.
-
-    `values` are what the histogram counts: a sample, or all of `p.flat` when exact.
-    """
-    moments = _moments(p.flat)
-    integral = torch.full((), p.integral, device=moments.device)  # a fill, not a copy
-    lo, width = _grid(moments[0], moments[1], integral)
-    counts = _bin(values, lo, width)
-    return torch.cat([moments, moments.new_zeros(3), torch.stack([lo, width]), counts])
-
-
-def _nonfinite_row(p: _Prepared, sample: float, max_sample: int) -> NDArray[np.float64]:
-    """Exact NaN/Inf counts and statistics of the finite values: several passes, rarely needed."""
-    flat = p.flat
-    n = flat.numel()
-    masks = (flat.isnan(), flat.isposinf(), flat.isneginf())
-    specials = torch.stack([torch.count_nonzero(mask) for mask in masks]).double()
-    finite = flat[flat.isfinite()]
-    row = _empty_row()
-    row[0] = n
-    if finite.numel():
-        # The histogram counts the same positions as the fast path would: the sample is fixed.
-        values = flat if sample == n else flat[_sample_indices(n, max_sample, flat.device)]
-        device_row = _large_row(_Prepared(finite, p.integral), values)
-        host = torch.cat([device_row, specials]).cpu().numpy()  # one copy
-        _fill(row, host[:_DEVICE_ROW])
-        row[_SAMPLE] = sample
-        row[_NAN:_NSTATS] = host[_DEVICE_ROW:]
-    else:
-        row[_NAN:_NSTATS] = specials.cpu().numpy()
-    return row
-
-
-def _moments(flat: torch.Tensor) -> torch.Tensor:
-    """min, max, mean, population std, l2 norm and zero count of `flat`: float64 [6].
-
-    Each chunk is shifted by its own mean before squaring, so that a large mean does not cancel
-    the variance away, and the chunks are combined with Chan's formula in float64. Squares are
-    summed with `sum` (pairwise, accurate) rather than `dot` (~1e-4 relative error at 1e7
-    elements on the CPU).
-    """
-    n = flat.numel()
-    chunk = _CPU_CHUNK if flat.device.type == "cpu" else _DEVICE_CHUNK
-    scratch = torch.empty(min(n, chunk), dtype=flat.dtype, device=flat.device)
-    parts = torch.stack([_chunk_moments(part, scratch) for part in torch.split(flat, chunk)])
-    low, high, sums, squares, nonzero = parts.unbind(1)
-    sizes = torch.full_like(sums, float(chunk))
-    sizes[-1] = float(n - chunk * (len(sizes) - 1))
-    means = sums / sizes
-    mean = sums.sum() / n
-    spread = squares.sum() + (sizes * (means - mean).square()).sum()
-    l2 = (squares + sizes * means.square()).sum().sqrt()
-    std = (spread.clamp(min=0) / n).sqrt()
-    return torch.stack([low.min(), high.max(), mean, std, l2, n - nonzero.sum()])
-
-
-def _chunk_moments(part: torch.Tensor, scratch: torch.Tensor) -> torch.Tensor:
-    """min, max, sum, sum of squared deviations from the mean, nonzeros: float64 [5]."""
-    n = part.numel()
-    low, high = torch.aminmax(part)
-    shift = part.sum() / n
-    deviation = torch.sub(part, shift, out=scratch[:n])
-    residual = deviation.sum()  # what the rounded shift missed
-    squares = deviation.square_().sum()
-    low, high, shift, residual, squares = (
-        torch.stack([low, high, shift, residual, squares]).double().unbind()
-    )
-    # Through a bool view: on ReLU outputs, whose zeros are scattered, count_nonzero of the
-    # floats is ~10x slower (22 ms against 2 ms for 10M elements here).
-    nonzero = torch.count_nonzero(part.bool()).double()
-    return torch.stack([low, high, shift * n + residual, squares - residual.square() / n, nonzero])
-
-
-def _host_vector(
-    values: list[int] | list[bool], dtype: torch.dtype, device: torch.device
-) -> torch.Tensor:
-    # Non-blocking: a host-to-device copy from pageable memory is staged and never waits on the
-    # device, where a blocking one would synchronise the stream.
-    return torch.tensor(values, dtype=dtype).to(device, non_blocking=True)
-
-
-def _grid(
-    low: torch.Tensor, high: torch.Tensor, integral: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """lo and width of the stable grid, elementwise: the smallest power-of-two width whose
-    aligned bins hold [low, high] in HIST_BINS bins, never below 1 for integers.
-
-    When all values are equal every width fits; the grid is then that of [0, value] ([0, 1] for
-    zero), so that the width follows the value's magnitude.
-    """
-    half_span = high * 0.5 - low * 0.5  # halves: the span itself may overflow
-    magnitude = torch.where(low == 0, 0.5, low.abs() * 0.5)
-    half = torch.where(half_span > 0, half_span, magnitude)
-    # span < HIST_BINS * 2**k is necessary, and frexp gives the smallest such k exactly.
-    k = (torch.frexp(half).exponent + (1 - _BIN_BITS)).double().clamp(min=_MIN_EXPONENT)
-    k = torch.where(integral, k.clamp(min=0), k)
-    k = torch.where(_fits(low, high, k), k, k + 1)  # k + 1 always fits
-    smaller = k - 1  # fits only where the span was rounded up
-    shrink = _fits(low, high, smaller) & (half_span > 0) & (~integral | (smaller >= 0))
-    k = torch.where(shrink, smaller, k)
-    width = _power_of_two(k)
-    return torch.floor(low / width) * width, width
-
-
-def _power_of_two(k: torch.Tensor) -> torch.Tensor:
-    """2**k for integral float64 k, built from the exponent bits: exact on every device."""
-    exponent = k.clamp(_MIN_EXPONENT, _MAX_EXPONENT).long()
-    return ((exponent + _MAX_EXPONENT) << 52).view(torch.float64)
-
-
-def _fits(low: torch.Tensor, high: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-    width = _power_of_two(k)
-    return torch.floor(high / width) - torch.floor(low / width) < HIST_BINS
-
-
-def _bin(values: torch.Tensor, lo: torch.Tensor, width: torch.Tensor) -> torch.Tensor:
-    """Counts of the 1-D `values` on one grid, float64 [HIST_BINS]; non-finite values dropped."""
-    chunk = _CPU_CHUNK if values.device.type == "cpu" else _DEVICE_CHUNK
-    counts = values.new_zeros(HIST_BINS, dtype=torch.float64)
-    for part in torch.split(values, chunk):
-        counts += _bin_rows(part[None].double(), lo[None], width[None])[0]
-    return counts
-
-
-def _bin_rows(x: torch.Tensor, lo: torch.Tensor, width: torch.Tensor) -> torch.Tensor:
-    """Counts of each float64 row of `x` on its own grid: [rows, HIST_BINS]."""
-    rows = x.shape[0]
-    # Dividing by a power of two is exact, so the bins are exact and x - lo cannot overflow.
-    position = torch.div(x, width[:, None]).floor_().sub_(torch.floor(lo / width)[:, None])
-    # Non-finite values (NaN padding included) go to a discard bin past the end of their row;
-    # the clamp only keeps a garbage grid (of a tensor bound for the slow path) in bounds.
-    discard = float(HIST_BINS)
-    position.nan_to_num_(nan=discard, posinf=discard, neginf=discard).clamp_(0, discard)
-    if rows > 1:
-        position += torch.arange(rows, device=x.device, dtype=x.dtype)[:, None] * (HIST_BINS + 1)
-    counts = _bincount(position.long().reshape(-1), rows * (HIST_BINS + 1))
-    return counts.view(rows, HIST_BINS + 1)[:, :HIST_BINS]
-
-
-def _bincount(index: torch.Tensor, size: int) -> torch.Tensor:
-    if index.device.type == "cpu":
-        return torch.bincount(index, minlength=size).double()
-    # Off the CPU bincount copies its min and max to the host; scatter_add never waits.
-    ones = torch.ones_like(index, dtype=torch.float64)
-    return ones.new_zeros(size).scatter_add_(0, index, ones)
-
-
-# ---------------------------------------------------------------------------------------------
-# Capture's batched variant: optional histograms, extra device scalars in the same host copy, and
-# tiny tensors reduced together by segment (one set of kernels for all of them, where `summarize`
-# runs one set per padded-length bucket: ~1 ms each on the CPU).
-
-_TINY = 1 << 12
-"""Tensors up to this size are concatenated and reduced by segment; larger ones one at a time."""
-
-
-def summarize_batch(
-    tensors: Sequence[torch.Tensor | None],
-    *,
-    histograms: bool = True,
-    extras: Sequence[torch.Tensor] = (),
-    max_sample: int = MAX_SAMPLE,
-) -> tuple[Summaries, NDArray[np.float64]]:
-    """`summarize`, tuned for capture hooks; also returns the values of `extras`.
-
-    The statistics are those of `summarize` (up to float64 rounding). With `histograms=False` no
-    histogram is counted: counts are zero, lo and width NaN and sample 0. `extras` are one-element
-    tensors (diagnostics computed on the device by the caller) copied to the host with the
-    statistics: one copy per device in all, more only for tensors holding NaN or Inf.
-    """
-    if max_sample < 1:
-        raise ValueError(f"max_sample must be at least 1, not {max_sample}")
-    rows = np.zeros((len(tensors), _ROW))
-    with torch.no_grad():
-        pending, checked = _device_blocks(tensors, rows, histograms, max_sample)
-        values = _copy_to_host(rows, pending, extras, histograms)
-        for i in checked:
-            t = tensors[i]
-            if t is not None and not np.isfinite(rows[i, _MIN : _MIN + 2]).all():
-                rows[i] = _nonfinite_row(_prepare(t), min(t.numel(), max_sample), max_sample)
-                if not histograms:
-                    _drop_histogram(rows[i])
-    return _summaries(rows), values
-
-
-_Blocks = dict[torch.device, list[tuple[list[int], torch.Tensor]]]
-
-
-def _device_blocks(
-    tensors: Sequence[torch.Tensor | None],
-    rows: NDArray[np.float64],
-    histograms: bool,
-    max_sample: int,
-) -> tuple[_Blocks, list[int]]:
-    """Queues the reductions: device blocks of rows per device, and the rows to check for NaN/Inf.
-
-    Fills what the host knows (numel, sample, rows of absent and empty tensors) into `rows`.
-    """
-    groups: dict[tuple[torch.device, bool], list[tuple[int, _Prepared]]] = {}
-    for i, t in enumerate(tensors):
-        if t is None or _has_no_values(t):
-            rows[i] = _absent_row()
-        elif t.numel() == 0:
-            rows[i] = _empty_row()
-            if not histograms:
-                _drop_histogram(rows[i])
-        else:
-            rows[i, 0] = t.numel()
-            rows[i, _SAMPLE] = min(t.numel(), max_sample) if histograms else 0
-            p = _prepare(t)
-            groups.setdefault((p.flat.device, t.numel() <= _TINY), []).append((i, p))
-    pending: _Blocks = {}
-    checked: list[int] = []  # rows on the fast path, which assumes no NaN or Inf
-    for (device, tiny), items in groups.items():
-        indices = [i for i, _ in items]
-        prepared = [p for _, p in items]
-        if tiny:
-            block = _segment_rows(prepared, histograms)
-        else:
-            block = _large_rows(prepared, histograms, max_sample)
-            checked += indices
-        pending.setdefault(device, []).append((indices, block))
-    return pending, checked
-
-
-def _large_rows(prepared: list[_Prepared], histograms: bool, max_sample: int) -> torch.Tensor:
-    """Device rows [m, width] of tensors on one device on the fast path (no NaN or Inf assumed).
-
-    Moments per tensor; the grids of all of them at once, and one binning of their samples.
-    """
-    moments = _batch_moments([p.flat for p in prepared])
-    stats = torch.cat([moments, moments.new_zeros(len(prepared), 3)], 1)
-    if not histograms:
-        return stats
-    device = moments.device
-    integral = _host_vector([p.integral for p in prepared], torch.bool, device)
-    lo, width = _grid(moments[:, 0], moments[:, 1], integral)
-    buckets = _sample_buckets(prepared, max_sample)
-    if len(buckets) == 1:  # rows in order: no gathers and scatters
-        counts = _bin_rows(_padded(next(iter(buckets.values()))), lo, width)
-    else:
-        counts = torch.empty(len(prepared), HIST_BINS, dtype=torch.float64, device=device)
-        for rows, samples in buckets.items():
-            index = _host_vector(list(rows), torch.int64, device)
-            counts[index] = _bin_rows(_padded(samples), lo[index], width[index])
-    return torch.cat([stats, lo[:, None], width[:, None], counts], 1)
-
-
-def _padded(samples: list[torch.Tensor]) -> torch.Tensor:
-    """[rows, longest] float64, NaN past each row's end: the padding drops out of the counts."""
-    if len(samples) == 1:
-        return samples[0][None].to(torch.float64)
-    matrix = torch.nn.utils.rnn.pad_sequence(samples, batch_first=True, padding_value=math.nan)
-    return matrix.to(torch.float64)
-
-
-def _sample_buckets(
-    prepared: list[_Prepared], max_sample: int
-) -> dict[tuple[int, ...], list[torch.Tensor]]:
-    """The values each histogram counts, grouped by padded length (a power of two): rows, values.
-
-    NaN pads a row to its bucket's length and drops out of the counts.
-    """
-    buckets: dict[int, tuple[list[int], list[torch.Tensor]]] = {}
-    for row, p in enumerate(prepared):
-        n = p.flat.numel()
-        values = (
-            p.flat if n <= max_sample else p.flat[_sample_indices(n, max_sample, p.flat.device)]
-        )
-        rows, samples = buckets.setdefault(1 << (values.numel() - 1).bit_length(), ([], []))
-        rows.append(row)
-        samples.append(values)
-    return {tuple(rows): samples for rows, samples in buckets.values()}
-
-
-def _batch_moments(flats: list[torch.Tensor]) -> torch.Tensor:
-    """min, max, mean, population std, l2 and zero count of each tensor: float64 [m, 6].
-
-    As `_moments` (each chunk shifted by its mean before squaring), with the arithmetic after the
-    reductions done once for all tensors of one chunk, and nonzeros counted in `x.bool()`:
-    `count_nonzero(x)` branches per element on the CPU, ~10x slower on ReLU outputs and their
-    gradients, whose zeros are scattered.
-    """
-    device = flats[0].device
-    chunk = _CPU_CHUNK if device.type == "cpu" else _DEVICE_CHUNK
-    single = [i for i, f in enumerate(flats) if f.numel() <= chunk]
-    rows: list[torch.Tensor | None] = [None] * len(flats)
-    if single:
-        sizes: dict[torch.dtype, int] = {}
-        for i in single:
-            sizes[flats[i].dtype] = max(sizes.get(flats[i].dtype, 0), flats[i].numel())
-        # One scratch buffer per dtype, shared by the tensors in turn.
-        scratch = {
-            dtype: torch.empty(size, dtype=dtype, device=device) for dtype, size in sizes.items()
-        }
-        raw = torch.stack([_chunk_sums(flats[i], scratch[flats[i].dtype]) for i in single]).double()
-        n = _host_vector([flats[i].numel() for i in single], torch.float64, device)
-        low, high, shift, residual, squares, zeros = raw.unbind(1)
-        total = shift * n + residual
-        spread = squares - residual.square() / n
-        finished = _finish_moments(low, high, total, spread, zeros, n)
-        for k, i in enumerate(single):
-            rows[i] = finished[k]
-    for i, f in enumerate(flats):
-        if rows[i] is None:
-            rows[i] = _chunked_moments(f, chunk)
-    return torch.stack([r for r in rows if r is not None])
-
-
-def _chunk_sums(part: torch.Tensor, scratch: torch.Tensor) -> torch.Tensor:
-    """min, max, shift, sum of (x - shift), sum of (x - shift)**2, zeros: [6], in part's dtype.
-
-    The shift is the rounded mean; the zero count is exact in float32 up to 2**24 elements.
-    """
-    n = part.numel()
-    low, high = torch.aminmax(part)
-    shift = part.sum() / n
-    deviation = torch.sub(part, shift, out=scratch[:n])
-    residual = deviation.sum()  # what the rounded shift missed
-    squares = deviation.square_().sum()
-    # x.bool() then a count of a bool tensor: 3x faster than x == 0 (eq is slow on the CPU).
-    zeros = (n - torch.count_nonzero(part.bool())).to(part.dtype)
-    return torch.stack([low, high, shift, residual, squares, zeros])
-
-
-def _finish_moments(
-    low: torch.Tensor,
-    high: torch.Tensor,
-    total: torch.Tensor,
-    spread: torch.Tensor,
-    zeros: torch.Tensor,
-    n: torch.Tensor,
-) -> torch.Tensor:
-    """[m, 6] moments from the float64 sums: spread is the sum of squared deviations."""
-    spread = spread.clamp(min=0)
-    mean = total / n
-    l2 = (spread + total * mean).clamp(min=0).sqrt()
-    return torch.stack([low, high, mean, (spread / n).sqrt(), l2, zeros], -1)
-
-
-def _chunked_moments(flat: torch.Tensor, chunk: int) -> torch.Tensor:
-    """Moments [6] of a tensor of several chunks, combined with Chan's formula in float64."""
-    n = flat.numel()
-    scratch = torch.empty(chunk, dtype=flat.dtype, device=flat.device)
-    parts = torch.stack([_chunk_sums(part, scratch) for part in torch.split(flat, chunk)]).double()
-    low, high, shift, residual, squares, zeros = parts.unbind(1)
-    sizes = torch.full_like(shift, float(chunk))
-    sizes[-1] = float(n - chunk * (len(sizes) - 1))
-    sums = shift * sizes + residual
-    spreads = squares - residual.square() / sizes
-    means = sums / sizes
-    mean = sums.sum() / n
-    spread = spreads.sum() + (sizes * (means - mean).square()).sum()
-    count = sums.new_tensor(float(n))
-    return _finish_moments(low.min(), high.max(), sums.sum(), spread, zeros.sum(), count)
-
-
-def _copy_to_host(
-    rows: NDArray[np.float64],
-    pending: _Blocks,
-    extras: Sequence[torch.Tensor],
-    histograms: bool,
-) -> NDArray[np.float64]:
-    """Fills `rows` from the device blocks and returns `extras`, one host copy per device."""
-    values = np.full(len(extras), np.nan)
-    extra_at: dict[torch.device, list[int]] = {}
-    for k, extra in enumerate(extras):
-        extra_at.setdefault(extra.device, []).append(k)
-    width = _DEVICE_STATS + (2 + HIST_BINS if histograms else 0)
-    for device in {*pending, *extra_at}:
-        blocks = pending.get(device, [])
-        parts = [block.reshape(-1) for _, block in blocks]
-        parts += [extras[k].detach().reshape(1).double() for k in extra_at.get(device, [])]
-        host = torch.cat(parts).cpu().numpy()  # the one copy of this device
-        start = 0
-        for indices, block in blocks:
-            for index, device_row in zip(
-                indices, host[start : start + block.numel()].reshape(-1, width), strict=True
-            ):
-                _fill_batch_row(rows[index], device_row, histograms)
-            start += block.numel()
-        values[extra_at.get(device, [])] = host[start:]
-    return values
-
-
-def _fill_batch_row(
-    row: NDArray[np.float64], device_row: NDArray[np.float64], histograms: bool
-) -> None:
-    if histograms:
-        _fill(row, device_row)
-    else:
-        row[_MIN:_NSTATS] = device_row
-        _drop_histogram(row)
-    if np.isnan(device_row[0]):
-        row[_SAMPLE] = 0  # nothing finite to count
-
-
 def _drop_histogram(row: NDArray[np.float64]) -> None:
     row[_LO] = row[_WIDTH] = np.nan
     row[_SAMPLE] = 0
     row[_COUNTS:] = 0
 
 
-def _segment_rows(prepared: list[_Prepared], histograms: bool) -> torch.Tensor:
-    """Device rows [m, width] of tiny tensors, exact, with a fixed number of kernels in all.
-
-    The tensors are concatenated in float64 and reduced by segment (`index_add_`,
-    `scatter_reduce_`): NaN and Inf are counted and left out of the other statistics.
-    """
-    flats = [p.flat for p in prepared]
-    device = flats[0].device
-    m = len(flats)
-    sizes = _host_vector([f.numel() for f in flats], torch.int64, device)
-    total = sum(f.numel() for f in flats)
-    # output_size: otherwise repeat_interleave copies the sizes back to the host.
-    segment = torch.repeat_interleave(torch.arange(m, device=device), sizes, output_size=total)
-    x = torch.cat(flats).to(torch.float64)
-    finite = x.isfinite()
-    masks = torch.stack([finite, x == 0, x.isnan(), x.isposinf(), x.isneginf()], 1)
-    count, zeros, nan, posinf, neginf = _segment_sum(masks.double(), segment, m).unbind(1)
-    some = count > 0
-    kept = torch.where(finite, x, 0.0)
-    mean = _segment_sum(kept, segment, m) / count
-    deviation = torch.where(finite, x - mean[segment], 0.0)
-    std = (_segment_sum(deviation.square(), segment, m) / count).sqrt()
-    l2 = torch.where(some, _segment_sum(kept.square(), segment, m).sqrt(), math.nan)
-    low = _segment_extreme(torch.where(finite, x, math.inf), segment, m, "amin")
-    high = _segment_extreme(torch.where(finite, x, -math.inf), segment, m, "amax")
-    low, high = torch.where(some, low, math.nan), torch.where(some, high, math.nan)
-    stats = torch.stack([low, high, mean, std, l2, zeros, nan, posinf, neginf], 1)
-    if not histograms:
-        return stats
-    integral = _host_vector([p.integral for p in prepared], torch.bool, device)
-    lo, width = _grid(low, high, integral)
-    lo = torch.where(some, lo, 0.0)
-    width = torch.where(some, width, 1.0)
-    counts = _bin_segments(x, segment, lo, width)
-    return torch.cat([stats, lo[:, None], width[:, None], counts], 1)
-
-
-def _segment_sum(values: torch.Tensor, segment: torch.Tensor, m: int) -> torch.Tensor:
-    return values.new_zeros((m, *values.shape[1:])).index_add_(0, segment, values)
-
-
-def _segment_extreme(values: torch.Tensor, segment: torch.Tensor, m: int, how: str) -> torch.Tensor:
-    start = math.inf if how == "amin" else -math.inf
-    return values.new_full((m,), start).scatter_reduce_(0, segment, values, how)
-
-
-def _bin_segments(
-    x: torch.Tensor, segment: torch.Tensor, lo: torch.Tensor, width: torch.Tensor
-) -> torch.Tensor:
-    """Counts of each segment of the float64 `x` on its own grid: [m, HIST_BINS]."""
-    m = lo.shape[0]
-    step = width[segment]
-    position = torch.div(x, step).floor_().sub_(torch.floor(lo / width)[segment])
-    discard = float(HIST_BINS)  # non-finite values land past the end of their row
-    position.nan_to_num_(nan=discard, posinf=discard, neginf=discard).clamp_(0, discard)
-    position += segment.to(position.dtype) * (HIST_BINS + 1)
-    counts = _bincount(position.long(), m * (HIST_BINS + 1))
-    return counts.view(m, HIST_BINS + 1)[:, :HIST_BINS]
+def _nonfinite_row(p: r.Prepared, sample: int, max_sample: int) -> NDArray[np.float64]:
+    """Exact NaN/Inf counts and statistics of the finite values: several passes, rarely needed."""
+    flat = p.flat
+    n = flat.numel()
+    row = np.zeros(_ROW)
+    row[0] = n
+    stats = r.masked_moments(flat)
+    if not torch.isnan(stats[0]):
+        # The histogram counts the same positions as the fast path would: the sample is fixed.
+        values = flat if sample == n else flat[_sample_of(flat, max_sample)]
+        integral = torch.full((), p.integral, device=flat.device)
+        lo, width = r.grid(stats[0], stats[1], integral)
+        counts = r.bin_values(values, lo, width)
+        host = torch.cat([stats, lo[None], width[None], counts]).cpu().numpy()  # one copy
+        row[_MIN:_NSTATS] = host[:_DEVICE_STATS]
+        row[_LO:_SAMPLE] = host[_DEVICE_STATS : _DEVICE_STATS + 2]
+        row[_SAMPLE] = sample
+        row[_COUNTS:] = host[_DEVICE_STATS + 2 :]
+    else:
+        row[_MIN:_NSTATS] = stats.cpu().numpy()
+        row[_WIDTH] = 1.0
+    return row
 
 
 def merge_histograms(a: Histogram, b: Histogram) -> Histogram:

@@ -6,6 +6,7 @@ import copy
 import gc
 import io
 import math
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,6 +17,7 @@ import torch
 from numpy.typing import ArrayLike, NDArray
 from torch import nn
 from torch.optim import optimizer as optimizer_module
+from torch.overrides import TorchFunctionMode
 
 from nbviz import stats
 from nbviz.capture import Recorder, _dead_fraction
@@ -192,24 +194,82 @@ def test_weights_grads_and_updates_with_gradient_accumulation() -> None:
     assert not sink.anomalies
 
 
-def test_grad_records_are_batched_per_step() -> None:
+def test_each_step_is_finished_and_copied_to_the_host_once() -> None:
     model = mlp()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    calls: list[int] = []
-    original = stats.summarize_batch
+    finished: list[int] = []
+    original = stats.StatsBatch.finish
 
-    def counting(tensors: Any, **options: Any) -> Any:
-        calls.append(len(tensors))
-        return original(tensors, **options)
+    def counting(batch: stats.StatsBatch) -> Any:
+        finished.append(len(batch))
+        return original(batch)
 
     sink = ListSink()
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("nbviz.capture.summarize_batch", counting)
-        with Recorder(model, sink, optimizer=optimizer, kinds=["weight", "grad"], every=1):
-            model(torch.randn(2, 4)).sum().backward()
+        patch.setattr(stats.StatsBatch, "finish", counting)
+        with Recorder(model, sink, optimizer=optimizer, **EVERYTHING):
+            for _ in range(2):
+                model(torch.randn(2, 4)).sum().backward()
+                optimizer.step()
+                optimizer.zero_grad()
+    # Everything of a step (weights, gradients, updates, activations and their gradients) in one.
+    per_step = Counter(record.step for record in sink.records)
+    assert finished == [per_step[0], per_step[1]]
+    assert per_step[0] > 3 * len(list(model.parameters()))
+
+
+HOST_READS = frozenset(
+    {
+        torch.Tensor.cpu,
+        torch.Tensor.item,
+        torch.Tensor.tolist,
+        torch.Tensor.__bool__,
+        torch.Tensor.__int__,
+        torch.Tensor.__float__,
+    }
+)
+
+
+class HostReads(TorchFunctionMode):
+    """Counts the calls that read a tensor's values on the host: on an accelerator each one
+    waits for the device (a synchronisation)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def __torch_function__(
+        self, func: Any, types: Any, args: Any = (), kwargs: dict[str, Any] | None = None
+    ) -> Any:
+        self.count += func in HOST_READS
+        return func(*args, **(kwargs or {}))
+
+
+def test_a_captured_step_reads_the_device_once() -> None:
+    """With the accelerators' exact (masked) reductions forced on the CPU, a step that captures
+    everything, histograms included, reads device values on the host once, as a plain step."""
+    torch.manual_seed(0)
+    model = zoo.small_resnet(channels=32)  # large tensors too: 8x32x32x32 activations
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    x, y = torch.randn(8, 3, 32, 32), torch.randint(0, 3, (8,))
+
+    def step() -> int:
+        reads = HostReads()
+        with reads:
+            loss = nn.functional.cross_entropy(model(x), y)
+            loss.backward()  # type: ignore[no-untyped-call]
             optimizer.step()
-    params = len(list(model.parameters()))
-    assert calls == [params, params]  # one call for all gradients, one for all weights
+            optimizer.zero_grad()
+        return reads.count
+
+    plain = step()
+    sink = ListSink()
+    with Recorder(model, sink, optimizer=optimizer, **EVERYTHING) as recorder:
+        recorder._capture.batch = stats.StatsBatch(masked=True)
+        captured = step()
+    assert {r.key.kind for r in sink.records} == set(KINDS)
+    assert all(r.histogram is not None for r in sink.records)
+    assert captured - plain == 1
 
 
 # Activations and their gradients.
@@ -812,13 +872,14 @@ def test_a_forward_that_raises_leaves_no_state_behind() -> None:
         model(torch.randn(2, 3))
     assert not recorder._capture._stack
     raising.fail = False
-    sink.records.clear()
     model(torch.randn(2, 3)).sum().backward()
     optimizer.step()
     recorder.close()
-    # The failed forward was step 0's: its calls counted, the next forward's continue from them.
+    # The failed forward was step 0's: what it captured is kept, its calls counted, and the next
+    # forward's continue from them.
     assert {k.call for k in sink.keys("activation") if k.layer == "2"} == {0}
-    assert {k.call for k in sink.keys("activation") if k.layer == "0"} == {1}
+    assert {k.call for k in sink.keys("activation") if k.layer == "0"} == {0, 1}
+    assert {r.step for r in sink.records} == {0}
 
 
 def train_and_snapshot(record: bool) -> tuple[list[torch.Tensor], dict[str, torch.Tensor], Any]:

@@ -11,7 +11,7 @@ import pytest
 import torch
 from numpy.typing import ArrayLike, NDArray
 
-from nbviz import stats
+from nbviz import _reduce, stats
 from nbviz._protocol import HIST_BINS, STAT_FIELDS
 from nbviz.stats import Histogram, histogram, summarize, tensor_stats
 
@@ -257,14 +257,14 @@ def test_sample_skips_nonfinite_values(rng: np.random.Generator) -> None:
     a = rng.standard_normal(LARGE).astype(np.float32)
     a[::10] = np.nan
     h = histogram(torch.from_numpy(a))
-    positions = stats._sample_indices(a.size, stats.MAX_SAMPLE, torch.device("cpu")).numpy()
+    positions = _reduce.sample_indices(a.size, stats.MAX_SAMPLE, torch.device("cpu")).numpy()
     assert h.sample == stats.MAX_SAMPLE
     np.testing.assert_array_equal(h.counts, numpy_counts(a[positions], h))
     assert h.counts.sum() == np.isfinite(a[positions]).sum()
 
 
 def test_global_rng_is_untouched(rng: np.random.Generator) -> None:
-    stats._sample_indices.cache_clear()
+    _reduce.sample_indices.cache_clear()
     before = torch.get_rng_state()
     histogram(torch.from_numpy(rng.standard_normal(LARGE + 7).astype(np.float32)))
     summarize([torch.ones(LARGE + 11)])
@@ -364,3 +364,47 @@ def test_no_autograd_graph() -> None:
     t = torch.randn(LARGE, requires_grad=True)
     check_stats(tensor_stats(t), t.detach().numpy())
     assert t.grad is None
+
+
+@pytest.mark.parametrize("size", [0, 1, 7, 8, 2039, 2040, 2041, 8 * 255 * 3 + 5, 1 << 20])
+def test_count_true_matches_numpy(size: int) -> None:
+    generator = torch.Generator().manual_seed(size)
+    mask = torch.rand(size, generator=generator) < 0.7
+    assert int(_reduce.count_true(mask)) == int(np.count_nonzero(mask.numpy()))
+    ones = torch.ones(size, dtype=torch.bool)  # every lane at its largest
+    assert int(_reduce.count_true(ones)) == size
+
+
+def test_a_batch_measures_tensors_when_added() -> None:
+    """An activation changed in place after its hook (ReLU(inplace=True)) keeps its numbers."""
+    generator = torch.Generator().manual_seed(1)
+    tensors = [torch.randn(n, generator=generator) for n in (100, 70_000, 2_000_000)]
+    copies = [t.clone() for t in tensors]
+    batch = stats.StatsBatch()
+    batch.add(tensors)
+    for t in tensors:
+        t.relu_()
+    got, _ = batch.finish()
+    for row, copy in zip(got.stats, copies, strict=True):
+        check_stats(row, copy.numpy())
+    assert len(batch) == 0
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_the_masked_and_fast_paths_agree_with_numpy(masked: bool) -> None:
+    """The masked path (the default on accelerators) run here on the CPU."""
+    generator = torch.Generator().manual_seed(2)
+    clean = torch.randn(LARGE, generator=generator) * 5 + 40
+    dirty = clean.clone()
+    dirty[[3, 50, 900]] = torch.tensor([math.nan, math.inf, -math.inf])
+    nothing_finite = torch.full((LARGE,), math.nan)
+    tensors = [clean, dirty, nothing_finite, torch.randint(-3, 9, (LARGE,))]
+    batch = stats.StatsBatch(masked=masked)
+    batch.add(tensors)
+    got, _ = batch.finish()
+    for row, t in zip(got.stats, tensors, strict=True):
+        check_stats(row, t.numpy())
+    want = stats.summarize(tensors)
+    np.testing.assert_array_equal(got.counts, want.counts)
+    np.testing.assert_array_equal(got.sample, want.sample)
+    np.testing.assert_array_equal(got.lo, want.lo)

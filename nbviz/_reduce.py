@@ -1,0 +1,302 @@
+"""Device reductions behind `nbviz.stats`: moments, the stable grid and binning.
+
+Everything here runs on the tensor's device and returns device tensors; nothing copies to the host.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+
+import torch
+
+from ._protocol import HIST_BINS
+
+BIN_BITS = HIST_BINS.bit_length() - 1
+if 1 << BIN_BITS != HIST_BINS:
+    raise ImportError(f"HIST_BINS must be a power of two, not {HIST_BINS}")
+
+# On the CPU a chunk of this many elements stays in cache between the passes of the shifted sum
+# of squares; elsewhere launches cost more than memory traffic and chunks only bound scratch space.
+CPU_CHUNK = 1 << 20
+DEVICE_CHUNK = 1 << 24
+
+# Normal float64 powers of two; a grid of subnormal width would only serve subnormal spans.
+_MIN_EXPONENT, _MAX_EXPONENT = -1022, 1023
+
+_SEED = 0x6E62_7669  # the same sample at every step, so that histograms stay comparable
+
+
+def chunk_size(device: torch.device) -> int:
+    return CPU_CHUNK if device.type == "cpu" else DEVICE_CHUNK
+
+
+@dataclass
+class Prepared:
+    """A tensor ready to reduce: flat, real, float32 or float64."""
+
+    flat: torch.Tensor
+    integral: bool
+    """Integer or bool values: the grid width never drops below 1."""
+
+
+def prepare(t: torch.Tensor) -> Prepared:
+    x = t.detach()
+    if x.is_complex():
+        x = x.abs()
+    integral = not x.is_floating_point()
+    if integral:
+        x = x.to(torch.float64)  # exact below 2**53; bool and ints share one path
+    elif x.dtype not in (torch.float32, torch.float64):
+        x = x.to(torch.float32)  # half precision loses too much in reductions
+    return Prepared(x.reshape(-1), integral)
+
+
+@functools.lru_cache(maxsize=64)
+def sample_indices(numel: int, size: int, device: torch.device) -> torch.Tensor:
+    """A fixed sample (with replacement) of positions, the same at every call."""
+    generator = torch.Generator().manual_seed(_SEED)  # private: the global RNG is left alone
+    indices = torch.randint(numel, (size,), generator=generator)
+    return indices.sort().values.to(device)  # sorted, so that the gather reads memory in order
+
+
+def host_vector(
+    values: list[int] | list[bool], dtype: torch.dtype, device: torch.device
+) -> torch.Tensor:
+    # Non-blocking: a host-to-device copy from pageable memory is staged and never waits on the
+    # device, where a blocking one would synchronise the stream.
+    return torch.tensor(values, dtype=dtype).to(device, non_blocking=True)
+
+
+def chunk_sums(part: torch.Tensor, scratch: torch.Tensor) -> torch.Tensor:
+    """min, max, shift, sum of (x - shift), sum of (x - shift)**2, zeros: [6], in part's dtype.
+
+    The shift is the rounded mean; the zero count is exact in float32 up to 2**24 elements.
+    """
+    n = part.numel()
+    low, high = torch.aminmax(part)
+    shift = part.sum() / n
+    deviation = torch.sub(part, shift, out=scratch[:n])
+    residual = deviation.sum()  # what the rounded shift missed
+    squares = deviation.square_().sum()
+    zeros = (n - count_true(part.bool())).to(part.dtype)  # x.bool(): eq is slow on the CPU
+    return torch.stack([low, high, shift, residual, squares, zeros])
+
+
+_LANES = 255
+"""Words of 8 bool bytes summed per block: a byte lane then holds at most 255 and never carries."""
+
+
+def count_true(mask: torch.Tensor) -> torch.Tensor:
+    """The number of True values in a contiguous 1-D bool tensor, as an int64 scalar.
+
+    Its bytes are summed eight at a time as int64 words, in blocks short enough that no byte
+    lane overflows, and the lanes are added at the end: a third of `count_nonzero`'s time on the
+    CPU, which branches per element.
+    """
+    blocks = mask.numel() // (8 * _LANES)
+    body = blocks * 8 * _LANES
+    count = mask[body:].sum()
+    if blocks:
+        lanes = mask[:body].view(torch.int64).view(blocks, _LANES).sum(1)
+        count = count + lanes.view(torch.uint8).sum(dtype=torch.int64)
+    return count
+
+
+def finish_moments(
+    low: torch.Tensor,
+    high: torch.Tensor,
+    total: torch.Tensor,
+    spread: torch.Tensor,
+    zeros: torch.Tensor,
+    n: torch.Tensor,
+) -> torch.Tensor:
+    """[m, 6] moments from the float64 sums: spread is the sum of squared deviations."""
+    spread = spread.clamp(min=0)
+    mean = total / n
+    l2 = (spread + total * mean).clamp(min=0).sqrt()
+    return torch.stack([low, high, mean, (spread / n).sqrt(), l2, zeros], -1)
+
+
+def chunked_moments(flat: torch.Tensor, scratch: torch.Tensor) -> torch.Tensor:
+    """Moments [6] of a tensor, chunk by chunk (the scratch's length), combined with Chan's
+    formula in float64."""
+    n = flat.numel()
+    chunk = scratch.numel()
+    parts = torch.stack([chunk_sums(part, scratch) for part in torch.split(flat, chunk)]).double()
+    low, high, shift, residual, squares, zeros = parts.unbind(1)
+    sizes = torch.full_like(shift, float(chunk))
+    sizes[-1] = float(n - chunk * (len(sizes) - 1))
+    sums = shift * sizes + residual
+    spreads = squares - residual.square() / sizes
+    means = sums / sizes
+    mean = sums.sum() / n
+    spread = spreads.sum() + (sizes * (means - mean).square()).sum()
+    count = sums.new_tensor(float(n))
+    return finish_moments(low.min(), high.max(), sums.sum(), spread, zeros.sum(), count)
+
+
+def grid(
+    low: torch.Tensor, high: torch.Tensor, integral: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """lo and width of the stable grid, elementwise: the smallest power-of-two width whose
+    aligned bins hold [low, high] in HIST_BINS bins, never below 1 for integers.
+
+    When all values are equal every width fits; the grid is then that of [0, value] ([0, 1] for
+    zero), so that the width follows the value's magnitude.
+    """
+    half_span = high * 0.5 - low * 0.5  # halves: the span itself may overflow
+    magnitude = torch.where(low == 0, 0.5, low.abs() * 0.5)
+    half = torch.where(half_span > 0, half_span, magnitude)
+    # span < HIST_BINS * 2**k is necessary, and frexp gives the smallest such k exactly.
+    k = (torch.frexp(half).exponent + (1 - BIN_BITS)).double().clamp(min=_MIN_EXPONENT)
+    k = torch.where(integral, k.clamp(min=0), k)
+    k = torch.where(_fits(low, high, k), k, k + 1)  # k + 1 always fits
+    smaller = k - 1  # fits only where the span was rounded up
+    shrink = _fits(low, high, smaller) & (half_span > 0) & (~integral | (smaller >= 0))
+    k = torch.where(shrink, smaller, k)
+    width = _power_of_two(k)
+    return torch.floor(low / width) * width, width
+
+
+def _power_of_two(k: torch.Tensor) -> torch.Tensor:
+    """2**k for integral float64 k, built from the exponent bits: exact on every device."""
+    exponent = k.clamp(_MIN_EXPONENT, _MAX_EXPONENT).long()
+    return ((exponent + _MAX_EXPONENT) << 52).view(torch.float64)
+
+
+def _fits(low: torch.Tensor, high: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    width = _power_of_two(k)
+    return torch.floor(high / width) - torch.floor(low / width) < HIST_BINS
+
+
+def bin_values(values: torch.Tensor, lo: torch.Tensor, width: torch.Tensor) -> torch.Tensor:
+    """Counts of the 1-D `values` on one grid, float64 [HIST_BINS]; non-finite values dropped."""
+    chunk = chunk_size(values.device)
+    counts = values.new_zeros(HIST_BINS, dtype=torch.float64)
+    for part in torch.split(values, chunk):
+        counts += bin_rows(part[None].double(), lo[None], width[None])[0]
+    return counts
+
+
+def bin_rows(x: torch.Tensor, lo: torch.Tensor, width: torch.Tensor) -> torch.Tensor:
+    """Counts of each float64 row of `x` on its own grid: [rows, HIST_BINS]."""
+    rows = x.shape[0]
+    # Dividing by a power of two is exact, so the bins are exact and x - lo cannot overflow.
+    position = torch.div(x, width[:, None]).floor_().sub_(torch.floor(lo / width)[:, None])
+    # Non-finite values (NaN padding included) go to a discard bin past the end of their row;
+    # the clamp only keeps a garbage grid (of a tensor bound for the slow path) in bounds.
+    discard = float(HIST_BINS)
+    position.nan_to_num_(nan=discard, posinf=discard, neginf=discard).clamp_(0, discard)
+    if rows > 1:
+        position += torch.arange(rows, device=x.device, dtype=x.dtype)[:, None] * (HIST_BINS + 1)
+    counts = bincount(position.long().reshape(-1), rows * (HIST_BINS + 1))
+    return counts.view(rows, HIST_BINS + 1)[:, :HIST_BINS]
+
+
+def bincount(index: torch.Tensor, size: int) -> torch.Tensor:
+    if index.device.type == "cpu":
+        return torch.bincount(index, minlength=size).double()
+    # Off the CPU bincount copies its min and max to the host; scatter_add never waits.
+    ones = torch.ones_like(index, dtype=torch.float64)
+    return ones.new_zeros(size).scatter_add_(0, index, ones)
+
+
+# ---------------------------------------------------------------------------------------------
+# Capture's batched variant: optional histograms, extra device scalars in the same host copy, and
+# tiny tensors reduced together by segment (one set of kernels for all of them, where `summarize`
+# runs one set per padded-length bucket: ~1 ms each on the CPU).
+
+
+def padded(samples: list[torch.Tensor]) -> torch.Tensor:
+    """[rows, longest] float64, NaN past each row's end: the padding drops out of the counts."""
+    if len(samples) == 1:
+        return samples[0][None].to(torch.float64)
+    matrix = torch.nn.utils.rnn.pad_sequence(samples, batch_first=True, padding_value=math.nan)
+    return matrix.to(torch.float64)
+
+
+def segment_rows(flats: list[torch.Tensor], integral: list[bool]) -> torch.Tensor:
+    """Device rows [m, 9 + 2 + HIST_BINS] of tiny float64 tensors: statistics (STAT_FIELDS
+    without numel), lo, width and counts, exact, with a fixed number of kernels in all.
+
+    The tensors are concatenated and reduced by segment (`index_add_`, `scatter_reduce_`): NaN
+    and Inf are counted and left out of the other statistics.
+    """
+    device = flats[0].device
+    m = len(flats)
+    sizes = host_vector([f.numel() for f in flats], torch.int64, device)
+    total = sum(f.numel() for f in flats)
+    # output_size: otherwise repeat_interleave copies the sizes back to the host.
+    segment = torch.repeat_interleave(torch.arange(m, device=device), sizes, output_size=total)
+    x = torch.cat(flats)
+    finite = x.isfinite()
+    masks = torch.stack([finite, x == 0, x.isnan(), x.isposinf(), x.isneginf()], 1)
+    count, zeros, nan, posinf, neginf = _segment_sum(masks.double(), segment, m).unbind(1)
+    some = count > 0
+    kept = torch.where(finite, x, 0.0)
+    mean = _segment_sum(kept, segment, m) / count
+    deviation = torch.where(finite, x - mean[segment], 0.0)
+    std = (_segment_sum(deviation.square(), segment, m) / count).sqrt()
+    l2 = torch.where(some, _segment_sum(kept.square(), segment, m).sqrt(), math.nan)
+    low = _segment_extreme(torch.where(finite, x, math.inf), segment, m, "amin")
+    high = _segment_extreme(torch.where(finite, x, -math.inf), segment, m, "amax")
+    low, high = torch.where(some, low, math.nan), torch.where(some, high, math.nan)
+    stats = torch.stack([low, high, mean, std, l2, zeros, nan, posinf, neginf], 1)
+    lo, width = grid(low, high, host_vector(integral, torch.bool, device))
+    lo = torch.where(some, lo, 0.0)
+    width = torch.where(some, width, 1.0)
+    counts = bin_segments(x, segment, lo, width)
+    return torch.cat([stats, lo[:, None], width[:, None], counts], 1)
+
+
+def masked_moments(flat: torch.Tensor) -> torch.Tensor:
+    """min, max, mean, std, l2 of the finite values, then zero, NaN, +Inf, −Inf counts: float64
+    [9], exact whatever the values, with no host copy.
+
+    For accelerators, where these extra passes are cheap and checking for NaN first would
+    synchronise; on the CPU they cost 20-40x a read and the fast path checks instead.
+    """
+    f64 = torch.float64
+    finite = flat.isfinite()
+    count = finite.sum(dtype=f64)
+    kept = torch.where(finite, flat, 0)
+    total = kept.sum(dtype=f64)
+    shift = (total / count.clamp(min=1)).to(flat.dtype)
+    deviation = torch.where(finite, flat - shift, 0)
+    residual = deviation.sum(dtype=f64)
+    spread = (deviation.square().sum(dtype=f64) - residual.square() / count).clamp(min=0)
+    mean = total / count
+    low = torch.where(finite, flat, math.inf).amin().double()
+    high = torch.where(finite, flat, -math.inf).amax().double()
+    l2 = (spread + total * mean).clamp(min=0).sqrt()
+    some = count > 0
+    moments = torch.stack([low, high, mean, (spread / count).sqrt(), l2])
+    moments = torch.where(some, moments, math.nan)
+    masks = (flat == 0, flat.isnan(), flat.isposinf(), flat.isneginf())
+    counts = torch.stack([m.sum(dtype=f64) for m in masks])
+    return torch.cat([moments, counts])
+
+
+def _segment_sum(values: torch.Tensor, segment: torch.Tensor, m: int) -> torch.Tensor:
+    return values.new_zeros((m, *values.shape[1:])).index_add_(0, segment, values)
+
+
+def _segment_extreme(values: torch.Tensor, segment: torch.Tensor, m: int, how: str) -> torch.Tensor:
+    start = math.inf if how == "amin" else -math.inf
+    return values.new_full((m,), start).scatter_reduce_(0, segment, values, how)
+
+
+def bin_segments(
+    x: torch.Tensor, segment: torch.Tensor, lo: torch.Tensor, width: torch.Tensor
+) -> torch.Tensor:
+    """Counts of each segment of the float64 `x` on its own grid: [m, HIST_BINS]."""
+    m = lo.shape[0]
+    step = width[segment]
+    position = torch.div(x, step).floor_().sub_(torch.floor(lo / width)[segment])
+    discard = float(HIST_BINS)  # non-finite values land past the end of their row
+    position.nan_to_num_(nan=discard, posinf=discard, neginf=discard).clamp_(0, discard)
+    position += segment.to(position.dtype) * (HIST_BINS + 1)
+    counts = bincount(position.long(), m * (HIST_BINS + 1))
+    return counts.view(m, HIST_BINS + 1)[:, :HIST_BINS]
