@@ -41,15 +41,13 @@ modules held outside the module tree; non-tensor outputs are listed in `Recorder
 
 from __future__ import annotations
 
-import difflib
-import fnmatch
 import sys
 import threading
 import time
 import warnings
 import weakref
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, fields, is_dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Final
 
@@ -64,8 +62,18 @@ from torch.optim.optimizer import (
 )
 from torch.utils.hooks import RemovableHandle
 
+from ._outputs import DIAGNOSTICS, RATIO, diagnostic, output_tensors
+from ._selection import (
+    Param,
+    check_kinds,
+    check_model,
+    check_optimizer,
+    check_period,
+    check_sink,
+    select_modules,
+    watched_params,
+)
 from .records import (
-    KINDS,
     RECORD_FIELDS,
     Anomaly,
     RecordSink,
@@ -79,13 +87,6 @@ __all__ = ["Recorder"]
 
 _NAN: Final = RECORD_FIELDS.index("nan")
 _L2: Final = RECORD_FIELDS.index("l2")
-# The diagnostics that follow STAT_FIELDS in a record, in RECORD_FIELDS order.
-_DIAGNOSTICS: Final = ("dead", "saturated", "ratio")
-_NSTATS: Final = RECORD_FIELDS.index(_DIAGNOSTICS[0])
-if RECORD_FIELDS[_NSTATS:] != _DIAGNOSTICS:
-    raise ImportError(f"nbviz.capture writes {_DIAGNOSTICS} after the statistics")
-_DEAD, _SATURATED, _RATIO = range(len(_DIAGNOSTICS))
-
 _PHASE: Final = {
     "activation": "forward",
     "activation_grad": "backward",
@@ -93,22 +94,6 @@ _PHASE: Final = {
     "weight": "optimizer",
     "update": "optimizer",
 }
-
-
-@dataclass(frozen=True)
-class _Param:
-    """A watched parameter, under the first watched module that holds it."""
-
-    layer: str
-    name: str
-    param: nn.Parameter
-
-    def key(self, kind: str) -> SeriesKey:
-        return SeriesKey(self.layer, kind, self.name)
-
-    @property
-    def qualified(self) -> str:
-        return f"{self.layer}.{self.name}" if self.layer else self.name
 
 
 @dataclass
@@ -176,7 +161,7 @@ class _Snapshot:
     """Watched parameters copied before an optimizer step, for the update Δw."""
 
     step: int
-    params: list[_Param] = field(default_factory=list)
+    params: list[Param] = field(default_factory=list)
     before: list[torch.Tensor] = field(default_factory=list)
 
 
@@ -236,19 +221,19 @@ class Recorder:
         updates_every: int = 100,
         histogram_sample: int | None = MAX_SAMPLE,
     ) -> None:
-        _check_model(model)
-        _check_sink(sink)
-        chosen_kinds = _check_kinds(kinds)
+        check_model(model)
+        check_sink(sink)
+        chosen_kinds = check_kinds(kinds)
         periods = _Periods(
-            every=_check_period("every", every),
-            histograms=_check_period("histograms_every", histograms_every),
-            activations=_check_period("activations_every", activations_every),
-            updates=_check_period("updates_every", updates_every),
+            every=check_period("every", every),
+            histograms=check_period("histograms_every", histograms_every),
+            activations=check_period("activations_every", activations_every),
+            updates=check_period("updates_every", updates_every),
         )
-        _check_optimizer(model, optimizer)
+        check_optimizer(model, optimizer)
         if scaler is not None and not isinstance(scaler, torch.amp.GradScaler):
             raise TypeError(f"scaler must be a torch.amp.GradScaler, not {type(scaler).__name__}")
-        selected = _select_modules(model, modules)
+        selected = select_modules(model, modules)
         if histogram_sample is not None and histogram_sample < 1:
             raise ValueError(f"histogram_sample must be at least 1 or None, not {histogram_sample}")
         self._capture = _Capture(
@@ -347,7 +332,7 @@ class _Capture:
         self._anomalous: set[SeriesKey] = set()
         self._lock = threading.Lock()  # activation-gradient hooks may run on autograd threads
 
-        self.params = _watched_params(selected)
+        self.params = watched_params(selected)
         self._model_params = {id(p) for p in model.parameters()}
         activations = list(selected)
         if default_selection and all(m is not model for _, m in activations):
@@ -356,7 +341,7 @@ class _Capture:
         self._recorded = {id(m) for _, m in activations}  # modules whose outputs are recorded
         self._names = {id(m): name for name, m in [("", model), *activations]}
         self._classes = {name: type(m).__name__ for name, m in activations}
-        self._diagnostics = {id(m): _diagnostic(m) for _, m in activations}
+        self._diagnostics = {id(m): diagnostic(m) for _, m in activations}
 
         self._stepping = ""  # "optimizer" or "manual" once known
         self._in_step: torch.optim.Optimizer | None = None
@@ -484,7 +469,7 @@ class _Capture:
     def _record_output(self, module: nn.Module, call: int, output: Any, current: _Pass) -> None:
         name = self._names[id(module)]
         skipped: list[str] = []
-        leaves = list(_output_tensors(output, "", skipped))
+        leaves = list(output_tensors(output, "", skipped))
         if skipped:
             self._note(
                 f"{name or 'the model'} ({type(module).__name__}) returns "
@@ -563,7 +548,7 @@ class _Capture:
         if "update" in self.kinds and step % self.periods.updates == 0:
             self._guarded("updates", lambda: self._take_snapshot(step, owned))
 
-    def _take_snapshot(self, step: int, params: list[_Param]) -> None:
+    def _take_snapshot(self, step: int, params: list[Param]) -> None:
         self._snapshot = _take_snapshot(step, params)
 
     def _after_opt_step(
@@ -576,7 +561,7 @@ class _Capture:
         self._guarded("weights and updates", lambda: self._record_weights_and_updates(step))
         self._end_step()
 
-    def _owned(self, optimizer: torch.optim.Optimizer) -> list[_Param]:
+    def _owned(self, optimizer: torch.optim.Optimizer) -> list[Param]:
         ids = {id(p) for group in optimizer.param_groups for p in group["params"]}
         return [p for p in self.params if id(p.param) in ids]
 
@@ -602,7 +587,7 @@ class _Capture:
         if "update" in self.kinds and self.step % self.periods.updates == 0:
             self._guarded("updates", lambda: self._take_snapshot(self.step, self.params))
 
-    def _record_grads(self, params: list[_Param], step: int) -> None:
+    def _record_grads(self, params: list[Param], step: int) -> None:
         if "grad" not in self.kinds:
             return
         with_grad = [p for p in params if p.param.grad is not None]
@@ -646,7 +631,7 @@ class _Capture:
         if not tensors:
             return
         first_update = len(tensors) - len(norms)
-        slots = [(first_update + k, _RATIO, k) for k in range(len(norms))]
+        slots = [(first_update + k, RATIO, k) for k in range(len(norms))]
         self._add(step, keys, tensors, dtypes, histograms, norms, slots)
 
     # Steps.
@@ -731,11 +716,11 @@ class _Capture:
     def _records(
         self, p: _Pending, summaries: Summaries, values: NDArray[np.float64]
     ) -> list[StatRecord]:
-        diagnostics = np.full((len(p.keys), len(_DIAGNOSTICS)), np.nan)
+        diagnostics = np.full((len(p.keys), len(DIAGNOSTICS)), np.nan)
         with np.errstate(divide="ignore", invalid="ignore"):
             for row, column, extra in p.slots:
                 value = values[extra]
-                if column == _RATIO:
+                if column == RATIO:
                     value = summaries.stats[p.first + row, _L2] / value
                 diagnostics[row, column] = value
         return [
@@ -782,186 +767,7 @@ class _Capture:
             self._note(message)
 
 
-# Validation and selection.
-
-
-def _check_model(model: object) -> None:
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, not {type(model).__name__}")
-
-
-def _check_sink(sink: object) -> None:
-    missing = [
-        m for m in ("add", "end_step", "add_anomaly") if not callable(getattr(sink, m, None))
-    ]
-    if missing:
-        raise TypeError(f"sink {type(sink).__name__} lacks {', '.join(missing)} (a RecordSink)")
-
-
-def _check_kinds(kinds: Sequence[str] | None) -> frozenset[str]:
-    if kinds is None:
-        return frozenset(KINDS)
-    if isinstance(kinds, str):
-        kinds = [kinds]
-    unknown = [k for k in kinds if k not in KINDS]
-    if unknown:
-        raise ValueError(f"unknown kinds {unknown}: choose from {', '.join(KINDS)}")
-    return frozenset(kinds)
-
-
-def _check_period(name: str, value: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be at least 1, not {value}")
-    return value
-
-
-def _check_optimizer(model: nn.Module, optimizer: torch.optim.Optimizer | None) -> None:
-    if optimizer is None:
-        return
-    if not isinstance(optimizer, torch.optim.Optimizer):
-        raise TypeError(
-            f"optimizer must be a torch.optim.Optimizer, not {type(optimizer).__name__}"
-        )
-    ours = {id(p) for p in model.parameters()}
-    if not any(id(p) in ours for group in optimizer.param_groups for p in group["params"]):
-        raise ValueError(
-            f"the {type(optimizer).__name__} holds none of the model's parameters: "
-            "pass the optimizer that trains this model"
-        )
-
-
-def _select_modules(
-    model: nn.Module, patterns: Sequence[str | type[nn.Module]] | None
-) -> list[tuple[str, nn.Module]]:
-    """The watched modules, in `named_modules` order (each module object once)."""
-    named = list(model.named_modules())
-    if patterns is None:
-        return [(n, m) for n, m in named if _has_own_params(m) or not _has_children(m)]
-    if isinstance(patterns, (str, type)):
-        patterns = [patterns]
-    chosen: set[int] = set()
-    for pattern in patterns:
-        hits = [id(m) for n, m in named if _matches(pattern, n, m)]
-        if not hits:
-            raise ValueError(_no_match(pattern, named))
-        chosen.update(hits)
-    return [(n, m) for n, m in named if id(m) in chosen]
-
-
-def _matches(pattern: str | type[nn.Module], name: str, module: nn.Module) -> bool:
-    if isinstance(pattern, str):
-        return fnmatch.fnmatchcase(name, pattern)
-    if isinstance(pattern, type) and issubclass(pattern, nn.Module):
-        return isinstance(module, pattern)
-    raise TypeError(f"modules holds {pattern!r}: give name globs (str) or nn.Module subclasses")
-
-
-def _no_match(pattern: str | type[nn.Module], named: list[tuple[str, nn.Module]]) -> str:
-    if isinstance(pattern, str):
-        names = [n for n, _ in named if n]
-        close = difflib.get_close_matches(pattern, names, n=6, cutoff=0.4) or names[:6]
-        return f"no module matches {pattern!r}; close names: {', '.join(close) or '(none)'}"
-    classes = sorted({type(m).__name__ for _, m in named})
-    close = difflib.get_close_matches(pattern.__name__, classes, n=6, cutoff=0.4) or classes[:6]
-    return f"no module is a {pattern.__name__}; the model has: {', '.join(close)}"
-
-
-def _has_own_params(module: nn.Module) -> bool:
-    return next(module.parameters(recurse=False), None) is not None
-
-
-def _has_children(module: nn.Module) -> bool:
-    return next(module.children(), None) is not None
-
-
-def _watched_params(selected: list[tuple[str, nn.Module]]) -> list[_Param]:
-    """Own parameters of the selected modules, each tensor once (tied weights: the first)."""
-    seen: set[int] = set()
-    params = []
-    for layer, module in selected:
-        for name, param in module.named_parameters(recurse=False):
-            if id(param) not in seen:
-                seen.add(id(param))
-                params.append(_Param(layer, name, param))
-    return params
-
-
 # Hook helpers.
-
-
-def _output_tensors(
-    value: Any, path: str, skipped: list[str]
-) -> Iterator[tuple[str, torch.Tensor]]:
-    """Tensors in a module's output with their paths; other leaves (not None) go to `skipped`."""
-    if isinstance(value, torch.Tensor):
-        yield path, value
-    elif value is None:
-        return
-    elif isinstance(value, Mapping):
-        for key, item in value.items():
-            yield from _output_tensors(item, f"{path}[{key!r}]", skipped)
-    elif isinstance(value, tuple) and _namedtuple_fields(value):
-        for name, item in zip(_namedtuple_fields(value), value, strict=True):
-            yield from _output_tensors(item, f"{path}.{name}", skipped)
-    elif isinstance(value, (tuple, list)):
-        for index, item in enumerate(value):
-            yield from _output_tensors(item, f"{path}[{index}]", skipped)
-    elif is_dataclass(value) and not isinstance(value, type):
-        for f in fields(value):
-            yield from _output_tensors(getattr(value, f.name), f"{path}.{f.name}", skipped)
-    else:
-        skipped.append(f"{type(value).__name__} at output{path}")
-
-
-def _namedtuple_fields(value: tuple[Any, ...]) -> tuple[str, ...]:
-    names: tuple[str, ...] = getattr(type(value), "_fields", ())
-    return names
-
-
-_Diagnostic = tuple[int, Callable[[torch.Tensor], torch.Tensor | None]]
-
-
-def _diagnostic(module: nn.Module) -> _Diagnostic | None:
-    """(column in _DIAGNOSTICS, device computation) for the modules that have one."""
-    if isinstance(module, (nn.ReLU, nn.ReLU6)):
-        return _DEAD, _dead_fraction
-    if isinstance(module, nn.Tanh):
-        return _SATURATED, _saturated_tanh
-    if isinstance(module, nn.Sigmoid):
-        return _SATURATED, _saturated_sigmoid
-    return None
-
-
-def _channel_dim(ndim: int) -> int:
-    """Where the channels are: last for [B, T, F] (sequences), 1 otherwise ([N, C, ...])."""
-    return 2 if ndim == 3 else 1
-
-
-def _dead_fraction(y: torch.Tensor) -> torch.Tensor | None:
-    """Fraction of channels never positive across the batch (and positions)."""
-    if not y.is_floating_point() or y.numel() == 0 or y.dim() == 0:
-        return None
-    if y.dim() == 1:
-        peak = y  # no batch: each element is its own channel
-    else:
-        channel = _channel_dim(y.dim())
-        peak = y.amax(dim=[d for d in range(y.dim()) if d != channel])
-    alive = torch.count_nonzero(peak > 0)  # NaN is not alive
-    return (peak.numel() - alive) / peak.numel()
-
-
-def _saturated_tanh(y: torch.Tensor) -> torch.Tensor | None:
-    if not y.is_floating_point() or y.numel() == 0:
-        return None
-    return torch.count_nonzero(y.abs() > 0.99) / y.numel()
-
-
-def _saturated_sigmoid(y: torch.Tensor) -> torch.Tensor | None:
-    if not y.is_floating_point() or y.numel() == 0:
-        return None
-    return torch.count_nonzero((y < 0.01) | (y > 0.99)) / y.numel()
 
 
 def _all_finite(tensors: list[torch.Tensor]) -> bool:
@@ -985,7 +791,7 @@ def _l2(t: torch.Tensor) -> torch.Tensor:
 _HALF: Final = (torch.float16, torch.bfloat16)
 
 
-def _take_snapshot(step: int, params: list[_Param]) -> _Snapshot:
+def _take_snapshot(step: int, params: list[Param]) -> _Snapshot:
     snapshot = _Snapshot(step)
     with torch.no_grad():
         for p in params:

@@ -20,7 +20,8 @@ from torch.optim import optimizer as optimizer_module
 from torch.overrides import TorchFunctionMode
 
 from nbviz import stats
-from nbviz.capture import Recorder, _dead_fraction
+from nbviz._outputs import dead_fraction
+from nbviz.capture import Recorder
 from nbviz.records import KINDS, RECORD_FIELDS, Anomaly, SeriesKey, StatRecord, StepRecord
 
 pytestmark = pytest.mark.filterwarnings("error")  # a failure inside a hook must not hide
@@ -777,17 +778,17 @@ def test_dead_fraction_per_channel(shape: tuple[int, ...], channel_axes: tuple[i
     index[channel] = dead
     y[tuple(index)] = 0.0
     expected = (numpy_of(y).max(axis=channel_axes) <= 0).mean()
-    value = _dead_fraction(y)
+    value = dead_fraction(y)
     assert value is not None
     assert float(value) == pytest.approx(expected)
     assert expected >= 1 / 3
 
 
 def test_dead_fraction_edge_cases() -> None:
-    assert float(_dead_fraction(torch.tensor([0.0, 1.0, 0.0, 2.0])) or -1) == 0.5
-    assert _dead_fraction(torch.tensor(1.0)) is None
-    assert _dead_fraction(torch.zeros(0, 3)) is None
-    assert _dead_fraction(torch.ones(2, 2, dtype=torch.int64)) is None
+    assert float(dead_fraction(torch.tensor([0.0, 1.0, 0.0, 2.0])) or -1) == 0.5
+    assert dead_fraction(torch.tensor(1.0)) is None
+    assert dead_fraction(torch.zeros(0, 3)) is None
+    assert dead_fraction(torch.ones(2, 2, dtype=torch.int64)) is None
 
 
 def test_dead_relu_in_a_conv_net() -> None:
