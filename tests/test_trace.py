@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import pathlib
+import threading
 import xml.etree.ElementTree as ET
 from collections import defaultdict
 from typing import Any
@@ -43,6 +44,7 @@ EXPECTED_WARNINGS: dict[str, set[tuple[str, str]]] = defaultdict(set) | {
         ("unregistered", "<unregistered>.Sequential#0"),
     },
     "direct_forward": {("bypassed_hooks", "block"), ("bypassed_hooks", "fc")},
+    "tied_functional": {("bypassed_hooks", "wte")},
     "raising": {("error", "1"), ("not_run", "1.linear"), ("not_run", "2")},
 }
 
@@ -326,6 +328,26 @@ def test_direct_forward_keeps_the_ops_and_warns() -> None:
     assert "block" not in names
     assert "fc" not in names
     assert "linear" in names  # fc.forward(x) runs F.linear at the top level
+
+
+def test_module_calls_from_other_threads_are_not_recorded() -> None:
+    other = nn.Linear(3, 3)
+
+    class StartsAThread(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(3, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            worker = threading.Thread(target=lambda: other(torch.ones(3)))
+            worker.start()
+            worker.join()
+            result: torch.Tensor = self.fc(x)
+            return result
+
+    graph = trace(StartsAThread(), torch.zeros(2, 3))
+    assert [n.name for n in graph.nodes if n.kind == "module"] == ["", "fc"]
+    assert graph.warnings == []
 
 
 def test_compiled_models_are_unwrapped_without_compiling() -> None:

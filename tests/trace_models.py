@@ -353,6 +353,29 @@ class DirectForward(nn.Module):
         return result
 
 
+class BorrowedChild(nn.Module):
+    """A child called both through its parent and directly: shared, not bypassed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.encoder = Inner()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        result: torch.Tensor = self.encoder.fc1(self.encoder(x))
+        return result
+
+
+class TiedFunctional(nn.Module):
+    """Output head as `F.linear(h, wte.weight)`: the embedding's weight used functionally."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.wte = nn.Embedding(10, 4)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return F.linear(self.wte(tokens), self.wte.weight)
+
+
 class Checkpointed(nn.Module):
     """Activation checkpointing, reentrant and not."""
 
@@ -459,6 +482,8 @@ ZOO: dict[str, Callable[[], Case]] = {
         "created_in_forward": lambda: Case(CreatedInForward(), (_x(2, 3),)),
         "plain_list": lambda: Case(PlainList(), (_x(2, 3),)),
         "direct_forward": lambda: Case(DirectForward(), (_x(2, 3),)),
+        "borrowed_child": lambda: Case(BorrowedChild(), (_x(2, 3),)),
+        "tied_functional": lambda: Case(TiedFunctional(), (torch.randint(0, 10, (2, 5)),)),
         "multihead_attention": lambda: Case(
             nn.MultiheadAttention(8, 2, batch_first=True), (_x(1, 4, 8), _x(1, 4, 8), _x(1, 4, 8))
         ),

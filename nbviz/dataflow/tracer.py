@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import threading
 import warnings
 from collections import Counter
 from collections.abc import Iterator, Mapping
@@ -109,6 +110,9 @@ class _Recorder(TorchFunctionMode):
         self.warnings: dict[tuple[str, str], GraphWarning] = {}
         self.saved: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         self.error: str | None = None
+        self.orphans: dict[int, tuple[nn.Module, str]] = {}  # parent -> a child run without it
+        # The hooks are global: module calls from other threads are not this forward's.
+        self.thread = threading.get_ident()
         # Hooks run with this mode active: their own tensor accesses must not be recorded.
         self.busy = False
 
@@ -165,7 +169,7 @@ class _Recorder(TorchFunctionMode):
     # Module calls
 
     def enter(self, module: nn.Module, args: tuple[Any, ...]) -> None:
-        if is_compiled_wrapper(module):
+        if is_compiled_wrapper(module) or threading.get_ident() != self.thread:
             return  # torch.compile's wrapper is transparent: its `_orig_mod` is the module
         self.busy = True
         try:
@@ -201,7 +205,7 @@ class _Recorder(TorchFunctionMode):
             self.busy = False
 
     def leave(self, module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
-        if is_compiled_wrapper(module):
+        if is_compiled_wrapper(module) or threading.get_ident() != self.thread:
             return
         self.busy = True
         try:
@@ -265,6 +269,7 @@ class _Recorder(TorchFunctionMode):
         self.active.clear()
 
     def finish(self) -> Graph:
+        self._warn_bypassed_parents()
         self._warn_not_run()
         self._prune()
         counts: dict[int, int] = {}
@@ -342,21 +347,27 @@ class _Recorder(TorchFunctionMode):
             "bypassed_hooks",
             name,
             f"its parameters were used by {op.cls} outside any call of it ({cls}.forward()"
-            " called directly, or used functionally): it has no node of its own",
+            f" called directly, or its weights used functionally): that use shows as a {op.name}"
+            " op, not as a call of the module",
         )
 
     def _check_callers(self, module: nn.Module, name: str) -> None:
-        """A child running while none of its registered parents runs: the parent was bypassed."""
+        """A child running while none of its registered parents runs. If that parent never runs
+        at all (decided in `finish`), its hooks were bypassed: `parent.forward(x)` was called."""
         callers = self.index.callers(module)
-        if not callers or any(self.active[id(caller)] for caller in callers):
-            return
-        parent = self.index.names[id(callers[0])]
-        self._warn(
-            "bypassed_hooks",
-            parent,
-            f"its child {name} ran outside any call of it ({type(callers[0]).__name__}.forward()"
-            " called directly?): its children appear one level up, or the child is shared",
-        )
+        if callers and not any(self.active[id(caller)] for caller in callers):
+            self.orphans.setdefault(id(callers[0]), (callers[0], name))
+
+    def _warn_bypassed_parents(self) -> None:
+        for parent, child in self.orphans.values():
+            if self.calls[id(parent)]:
+                continue  # it ran elsewhere: the child is merely shared or borrowed
+            self._warn(
+                "bypassed_hooks",
+                self.index.names[id(parent)],
+                f"its child {child} ran but it never did ({type(parent).__name__}.forward()"
+                " called directly?): its children appear one level up",
+            )
 
     def _warn_not_run(self) -> None:
         index = self.index
@@ -419,7 +430,15 @@ def _eager(index: ModuleIndex) -> Iterator[None]:
     if not any(is_compiled_wrapper(m) for m in index.modules):
         yield
         return
-    with torch.compiler.set_stance("force_eager"):
+    set_stance = getattr(torch.compiler, "set_stance", None)
+    if set_stance is not None:
+        with set_stance("force_eager"):
+            yield
+        return
+    # torch < 2.6 has no stances: dynamo's own off switch.
+    from torch._dynamo import config
+
+    with config.patch(disable=True):
         yield
 
 
