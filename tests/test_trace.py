@@ -253,6 +253,24 @@ def test_in_place_ops_take_over_their_tensor() -> None:
     assert [e.src for e in graph.inputs_of(ids["mul"])] == [ids["add_"]]
 
 
+def test_rows_and_in_place_views_keep_their_producers() -> None:
+    _, graph = run("rows_and_views")
+    ids = {n.name: n.id for n in graph.nodes}
+    assert [n.name for n in graph.nodes if n.kind == "op"] == [
+        "getitem",
+        "zero_",
+        "unbind",
+        "mul",
+        "mul",
+        "stack",
+    ]
+    # zero_ changed y through a view: iterating y (Tensor.__iter__ unbinds) reads zero_'s result.
+    assert [e.src for e in graph.inputs_of(ids["unbind"])] == [ids["zero_"]]
+    muls = [n.id for n in graph.nodes if n.name == "mul"]
+    assert [[e.src for e in graph.inputs_of(m)] for m in muls] == [[ids["unbind"]]] * 2
+    assert [e.src for e in graph.inputs_of(ids["stack"])] == muls
+
+
 def test_reuse_and_recursion_get_call_indices() -> None:
     _, reused = run("reused")
     assert [(n.name, n.call) for n in reused.nodes if n.kind == "module"] == [

@@ -419,6 +419,20 @@ class InPlace(nn.Module):
         return result
 
 
+class RowsAndViews(nn.Module):
+    """`for row in x` (Tensor.__iter__) and an in-place op on a view (`y[0].zero_()`)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(3, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.fc(x)
+        y[0].zero_()
+        rows = [row * 2 for row in y]
+        return torch.stack(rows)
+
+
 class MutatesParameter(nn.Module):
     """Changes its own parameter during forward; the trace must put it back."""
 
@@ -495,6 +509,7 @@ ZOO: dict[str, Callable[[], Case]] = {
         "compiled_child": lambda: Case(CompiledChild(), (_x(2, 3),)),
         "checkpointed": lambda: Case(Checkpointed(), (_x(2, 3),)),
         "in_place": lambda: Case(InPlace(), (_x(2, 3),)),
+        "rows_and_views": lambda: Case(RowsAndViews(), (_x(2, 3),)),
         "mutates_parameter": lambda: Case(MutatesParameter(), (_x(2, 3),)),
         "regularized_train": lambda: Case(capture_models.regularized().train(), (_x(4, 6),)),
         "raising": lambda: Case(raising(), (_x(2, 3),)),

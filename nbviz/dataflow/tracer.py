@@ -165,6 +165,9 @@ class _Recorder(TorchFunctionMode):
             self.factories.add(node)
         for tensor in outs:  # an in-place op becomes the producer of the tensor it changed
             self.producer[tensor] = node
+        base = outs[0]._base if op.inplace else None
+        if base is not None and base in self.producer:  # x[0].zero_() changes x too
+            self.producer[base] = node
 
     # Module calls
 
