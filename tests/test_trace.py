@@ -432,6 +432,11 @@ def test_module_call_is_never_patched() -> None:
     assert nn.Module.__call__ is call
 
 
+def test_only_modules_are_traced() -> None:
+    with pytest.raises(TypeError, match=r"nn\.Module"):
+        trace(torch.relu, torch.zeros(1))  # type: ignore[arg-type]
+
+
 def test_public_api() -> None:
     assert nbviz.trace is trace
     assert nbviz.Graph is Graph

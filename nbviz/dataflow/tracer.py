@@ -58,6 +58,8 @@ def trace_call(
     model: nn.Module, args: tuple[Any, ...] = (), kwargs: Mapping[str, Any] | None = None
 ) -> Graph:
     """`trace` with the forward's arguments as a tuple and a dict (for callers that hold them)."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"trace needs a torch.nn.Module, got {type(model).__name__}")
     kwargs = dict(kwargs or {})
     root = unwrap(model)  # torch.compile's wrapper: trace the original module, never compile
     recorder = _Recorder(index_modules(root))
