@@ -19,7 +19,7 @@ from trace_models import ZOO, Case
 
 import nbviz
 from nbviz.dataflow import Graph, GraphvizMissingError, autograd_svg, trace, trace_call
-from nbviz.dataflow.values import leaves
+from nbviz.dataflow.values import leaves, op_name
 
 GOLDEN = pathlib.Path(__file__).parent / "golden" / "trace"
 NODE_KEYS = {"id", "kind", "name", "cls", "parent", "call", "params", "shape", "dtype", "sig"}
@@ -430,6 +430,26 @@ def test_module_call_is_never_patched() -> None:
     trace(Spy(), torch.zeros(1))
     assert seen == [True]
     assert nn.Module.__call__ is call
+
+
+@pytest.mark.parametrize(
+    ("func", "name", "cls", "inplace"),
+    [
+        (torch.cat, "cat", "torch.cat", False),
+        (torch.einsum, "einsum", "torch.einsum", False),
+        (nn.functional.relu, "relu", "F.relu", False),
+        (nn.functional.linear, "linear", "F.linear", False),
+        (torch.Tensor.view, "view", "Tensor.view", False),
+        (torch.Tensor.add_, "add_", "Tensor.add_", True),
+        (torch.Tensor.__iadd__, "add_", "Tensor.__iadd__", True),
+        (torch.Tensor.__radd__, "add", "Tensor.__radd__", False),
+        (torch.Tensor.__getitem__, "getitem", "Tensor.__getitem__", False),
+        (torch.Tensor.__setitem__, "setitem", "Tensor.__setitem__", True),
+        (torch.Tensor.T.__get__, "T", "Tensor.T", False),
+    ],
+)
+def test_op_names(func: Any, name: str, cls: str, inplace: bool) -> None:
+    assert op_name(func) == (name, cls, inplace)
 
 
 def test_only_modules_are_traced() -> None:

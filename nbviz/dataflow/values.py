@@ -11,6 +11,7 @@ from typing import Any, NamedTuple
 import torch
 
 FUNCTIONAL_MODULES = ("torch.nn.functional", "torch._C._nn")
+TORCH_MODULES = ("torch", "torch.functional")  # torch.einsum lives in torch.functional
 
 
 def tensors(value: Any) -> Iterator[torch.Tensor]:
@@ -65,9 +66,15 @@ class OpName(NamedTuple):
     inplace: bool
 
 
-@functools.lru_cache(maxsize=4096)
 def op_name(func: Callable[..., Any]) -> OpName:
     """Names for a callable as `__torch_function__` receives it (cached: a few hundred exist)."""
+    try:
+        return _cached_op_name(func)
+    except TypeError:  # an unhashable callable
+        return _op_name(func)
+
+
+def _op_name(func: Callable[..., Any]) -> OpName:
     raw = getattr(func, "__name__", None) or type(func).__name__
     owner = getattr(func, "__self__", None)
     qualname = getattr(func, "__qualname__", raw)
@@ -83,7 +90,7 @@ def op_name(func: Callable[..., Any]) -> OpName:
         name = raw[3:-2]
     if qualname.startswith(("TensorBase.", "Tensor.")):
         cls = f"Tensor.{raw}"
-    elif qualname.startswith("_VariableFunctionsClass.") or module == "torch":
+    elif qualname.startswith("_VariableFunctionsClass.") or module in TORCH_MODULES:
         cls = f"torch.{raw}"
     elif module in FUNCTIONAL_MODULES:
         cls = f"F.{raw}"
@@ -112,3 +119,6 @@ _INPLACE_DUNDERS = frozenset(
         "rshift",
     ]
 )
+
+
+_cached_op_name = functools.lru_cache(maxsize=4096)(_op_name)
