@@ -445,7 +445,7 @@ def test_module_call_is_never_patched() -> None:
         (torch.Tensor.__radd__, "add", "Tensor.__radd__", False),
         (torch.Tensor.__getitem__, "getitem", "Tensor.__getitem__", False),
         (torch.Tensor.__setitem__, "setitem", "Tensor.__setitem__", True),
-        (torch.Tensor.T.__get__, "T", "Tensor.T", False),
+        (torch.Tensor.T.__get__, "T", "Tensor.T", False),  # type: ignore[attr-defined]
     ],
 )
 def test_op_names(func: Any, name: str, cls: str, inplace: bool) -> None:
