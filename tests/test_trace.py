@@ -4,6 +4,7 @@ deep copy, the model's state before the trace, hand-written expectations and gol
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import pathlib
 import threading
@@ -11,6 +12,7 @@ import xml.etree.ElementTree as ET
 from collections import defaultdict
 from typing import Any
 
+import models
 import pytest
 import torch
 import trace_models
@@ -191,6 +193,21 @@ def test_resnet18_structure() -> None:
     assert sig["layer2.1"] != sig["layer3.1"]  # other widths
 
 
+def test_mlp_counts() -> None:
+    layers = 50
+    model = models.mlp(layers, width=8)
+    graph = trace(model, torch.randn(4, 8))
+    # input, the Sequential, one node per Linear, output; a chain of layers + 1 edges.
+    assert len(graph.nodes) == layers + 3
+    assert len(graph.edges) == layers + 1
+    assert all(edge.shape == (4, 8) and edge.dtype == "float32" for edge in graph.edges)
+    chain = [0, *range(2, layers + 3)]  # input, then the Linears (#1 is the Sequential), output
+    assert [(e.src, e.dst) for e in graph.edges] == list(itertools.pairwise(chain))
+    linears = [n for n in graph.nodes if n.cls == "Linear"]
+    assert len({n.sig for n in linears}) == 1
+    assert sum(n.params for n in linears) == graph.find("")[0].params == layers * (8 * 8 + 8)
+
+
 def test_gpt_blocks_fold_and_weights_are_tied() -> None:
     case, graph = run("gpt")
     blocks = [n for n in graph.nodes if n.cls == "GPTBlock"]
@@ -279,6 +296,8 @@ def test_reuse_and_recursion_get_call_indices() -> None:
         ("shared", 1),
         ("head", 0),
     ]
+    shared = reused.find("shared")
+    assert shared[0].sig == shared[1].sig  # the same layer on same-shaped inputs folds
     _, recursive = run("recursive")
     roots = recursive.find("")
     assert [n.call for n in roots] == [0, 1, 2]
