@@ -505,6 +505,14 @@ def test_autograd_svg_names_the_parameters() -> None:
     assert "fc.bias" in svg
 
 
+def test_autograd_svg_hides_the_compile_prefix() -> None:
+    compiled: Any = torch.compile(Net())
+    loss = compiled._orig_mod(torch.randn(4, 3)).sum()  # the graph, without compiling
+    svg = autograd_svg(loss, compiled)
+    assert "fc.weight" in svg
+    assert "_orig_mod" not in svg
+
+
 def test_autograd_svg_explains_a_missing_dot(monkeypatch: pytest.MonkeyPatch) -> None:
     model = Net()
     loss = model(torch.randn(4, 3)).sum()
