@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .dataflow import Graph, GraphvizMissingError, autograd_svg, trace
 from .hierarchy import Hierarchy, module_hierarchy
 from .probe import ProbeError
 from .recorder import Recorder, open, watch
@@ -22,6 +23,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Anomaly",
+    "Graph",
+    "GraphvizMissingError",
     "Hierarchy",
     "HistogramView",
     "LayerPicker",
@@ -36,8 +39,10 @@ __all__ = [
     "Viz",
     "VizState",
     "__version__",
+    "autograd_svg",
     "module_hierarchy",
     "open",
     "show",
+    "trace",
     "watch",
 ]

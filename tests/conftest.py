@@ -21,6 +21,14 @@ CHROMIUM_ARGS = [
 ]
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--overwrite-golden",
+        action="store_true",
+        help="rewrite the golden files under tests/golden/ from the current output",
+    )
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
     bundle = REPO / "nbviz" / "static" / "widget.js"
     if not bundle.is_file():

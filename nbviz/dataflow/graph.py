@@ -1,0 +1,111 @@
+"""The dataflow graph of one forward pass: nodes, tensor edges, warnings; wire format version 1.
+
+The wire format is written down in notes/graph-format.md and shared with js/src/graph: field
+names and meanings here must stay in step with it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+WIRE_VERSION = 1
+
+NodeKind = Literal["input", "output", "module", "op"]
+WarningKind = Literal["not_run", "bypassed_hooks", "unregistered", "non_tensor_output", "error"]
+
+
+@dataclass
+class Node:
+    """One node; mutable only while the tracer fills in what it learns after a call returns."""
+
+    id: int
+    kind: NodeKind
+    name: str
+    cls: str
+    parent: int = -1
+    call: int = 0
+    params: int = 0
+    shape: tuple[int, ...] | None = None
+    dtype: str = ""
+    sig: str = ""
+
+    def wire(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "name": self.name,
+            "cls": self.cls,
+            "parent": self.parent,
+            "call": self.call,
+            "params": self.params,
+            "shape": None if self.shape is None else list(self.shape),
+            "dtype": self.dtype,
+            "sig": self.sig,
+        }
+
+
+@dataclass(frozen=True)
+class Edge:
+    """A tensor from `src` to `dst`, with its shape and dtype where `dst` consumed it."""
+
+    src: int
+    dst: int
+    shape: tuple[int, ...]
+    dtype: str
+
+    def wire(self) -> dict[str, Any]:
+        return {"src": self.src, "dst": self.dst, "shape": list(self.shape), "dtype": self.dtype}
+
+
+@dataclass(frozen=True)
+class GraphWarning:
+    """Something the trace did not see, or is unsure of; `module` is a qualified name."""
+
+    kind: WarningKind
+    module: str
+    message: str
+
+    def wire(self) -> dict[str, Any]:
+        return {"kind": self.kind, "module": self.module, "message": self.message}
+
+
+@dataclass
+class Graph:
+    """What `nbviz.trace` returns. Nodes are in execution order, ids dense from 0."""
+
+    nodes: list[Node] = field(default_factory=list)
+    edges: list[Edge] = field(default_factory=list)
+    warnings: list[GraphWarning] = field(default_factory=list)
+    error: str | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        """The JSON-ready dict of notes/graph-format.md, version 1."""
+        return {
+            "version": WIRE_VERSION,
+            "nodes": [node.wire() for node in self.nodes],
+            "edges": [edge.wire() for edge in self.edges],
+            "warnings": [warning.wire() for warning in self.warnings],
+            "error": self.error,
+        }
+
+    def to_text(self) -> str:
+        """A deterministic rendering: one line per node, indented by nesting (see `text`)."""
+        from .text import render
+
+        return render(self)
+
+    def groups(self) -> set[int]:
+        """Ids of module nodes that some node names as its parent."""
+        return {node.parent for node in self.nodes if node.parent >= 0}
+
+    def find(self, name: str, kind: NodeKind | None = None) -> list[Node]:
+        """Nodes called `name` (every call of a module), optionally of one kind only."""
+        return [n for n in self.nodes if n.name == name and (kind is None or n.kind == kind)]
+
+    def inputs_of(self, node_id: int) -> list[Edge]:
+        return [edge for edge in self.edges if edge.dst == node_id]
+
+    def warned(self, kind: WarningKind) -> list[str]:
+        """Module names with a warning of `kind`, in the order they were raised."""
+        return [w.module for w in self.warnings if w.kind == kind]
