@@ -79,6 +79,7 @@ STATE_TRAITS: Final = (
     "num_steps",
     "warnings",
     "outputs",  # layer name -> output shapes per call, from a probe forward with an example input
+    "graph",  # the dataflow graph of that forward (docs/graph-format.md), or null without one
     "protocol_version",
 )
 
@@ -90,7 +91,10 @@ VIEW_KINDS: Final = ("structure", "picker", "histogram", "slider")
 
 # Custom messages, front end -> kernel: {"type": ..., "id": str, ...}; answered by a
 # {"type": "response", "id": same, "ok": bool, "error"?: str, ...} with binary buffers.
-REQUEST_TYPES: Final = ("exact_histogram",)
+REQUEST_TYPES: Final = (
+    "exact_histogram",  # {"tensor": index} -> a histogram message with binary buffers
+    "autograd_graph",  # {} -> {"svg": str}: torchviz's drawing of the example's backward graph
+)
 RESPONSE_TYPE: Final = "response"
 # How long the front end waits for a response before it shows a timeout.
 REQUEST_TIMEOUT_MS: Final = 15_000

@@ -46,13 +46,17 @@ def describe(tensor: torch.Tensor) -> str:
 
 
 @contextlib.contextmanager
-def model_preserved(model: nn.Module) -> Iterator[None]:
-    """Restores training flags, buffers and the RNG streams after the block, however it ends."""
+def model_preserved(model: nn.Module, *, grad: bool = False) -> Iterator[None]:
+    """Restores training flags, buffers and the RNG streams after the block, however it ends.
+
+    The block runs under `torch.no_grad()` unless `grad`: then its outputs carry an autograd
+    graph (for drawing it), and the caller must not run backward through it.
+    """
     flags = [(module, module.training) for module in model.modules()]
     buffers = [(b, b.detach().clone()) for b in model.buffers() if not is_lazy(b)]
     devices = sorted({b.device.index or 0 for b, _ in buffers if b.device.type == "cuda"})
     try:
-        with torch.random.fork_rng(devices=devices), torch.no_grad():
+        with torch.random.fork_rng(devices=devices), torch.set_grad_enabled(grad):
             yield
     finally:
         with torch.no_grad():
@@ -60,6 +64,43 @@ def model_preserved(model: nn.Module) -> Iterator[None]:
                 buffer.copy_(saved)
         for module, training in flags:
             module.training = training
+
+
+@contextlib.contextmanager
+def collecting_output_shapes(model: nn.Module) -> Iterator[OutputShapes]:
+    """Hooks that note each module's output shapes while the block runs a forward, and the
+    modules that had been entered and not left when it failed; removed however it ends."""
+    names = {id(module): name for name, module in model.named_modules()}
+    collected = OutputShapes()
+
+    def enter(module: nn.Module, _args: Any) -> None:
+        collected.running.append(names.get(id(module), "?"))
+
+    def leave(module: nn.Module, _args: Any, output: Any) -> None:
+        collected.running.pop()
+        leaves = [describe(t) for _, t in tensor_leaves(output)]
+        shapes = collected.shapes.setdefault(names.get(id(module), "?"), [])
+        shapes.append(", ".join(leaves) or "no tensor")
+
+    handles = [m.register_forward_pre_hook(enter) for m in model.modules()]
+    handles += [m.register_forward_hook(leave) for m in model.modules()]
+    try:
+        yield collected
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+@dataclasses.dataclass
+class OutputShapes:
+    shapes: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    """Module name -> the output shapes of each call, in call order."""
+    running: list[str] = dataclasses.field(default_factory=list)
+    """Modules entered and not yet left: after a failure, where it happened."""
+
+    def where(self) -> str:
+        inner = [name or "(root)" for name in self.running]
+        return f" in {' > '.join(inner)}" if inner else ""
 
 
 def output_shapes(
@@ -73,30 +114,13 @@ def output_shapes(
     uninitialized only if the forward never reaches them: materializing them is what a forward
     does, and nbviz does not undo it.
     """
-    names = {id(module): name for name, module in model.named_modules()}
-    shapes: dict[str, list[str]] = {}
-    running: list[str] = []  # modules entered and not yet returned: where a failure happened
-
-    def enter(module: nn.Module, _args: Any) -> None:
-        running.append(names.get(id(module), "?"))
-
-    def leave(module: nn.Module, _args: Any, output: Any) -> None:
-        running.pop()
-        leaves = [describe(t) for _, t in tensor_leaves(output)]
-        shapes.setdefault(names.get(id(module), "?"), []).append(", ".join(leaves) or "no tensor")
-
-    handles = [m.register_forward_pre_hook(enter) for m in model.modules()]
-    handles += [m.register_forward_hook(leave) for m in model.modules()]
-    try:
-        with model_preserved(model):
-            model(*forward_args(example_input), **(forward_kwargs or {}))
-    except Exception as error:
-        inner = [name or "(root)" for name in running]
-        where = f" in {' > '.join(inner)}" if inner else ""
-        raise ProbeError(
-            f"the forward with the example input failed{where}: {type(error).__name__}: {error}"
-        ) from error
-    finally:
-        for handle in handles:
-            handle.remove()
-    return shapes
+    with collecting_output_shapes(model) as collected:
+        try:
+            with model_preserved(model):
+                model(*forward_args(example_input), **(forward_kwargs or {}))
+        except Exception as error:
+            raise ProbeError(
+                f"the forward with the example input failed{collected.where()}: "
+                f"{type(error).__name__}: {error}"
+            ) from error
+    return collected.shapes

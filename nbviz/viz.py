@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Mapping
 from typing import Any
 
 import ipywidgets
 import torch
 
+from .dataflow import autograd_svg, trace_call
 from .hierarchy import module_hierarchy
-from .probe import output_shapes
+from .probe import collecting_output_shapes, forward_args, model_preserved, tensor_leaves
 from .recorder import Recorder, watch
 from .widgets import HistogramView, LayerPicker, StepSlider, StructureView, VizState
 
@@ -72,8 +74,10 @@ def show(
     """Show `model` in the notebook: module hierarchy, layer picker and parameter histograms.
 
     With `example_input` (a tuple for several positional arguments, plus `forward_kwargs` for
-    keyword arguments), one probe forward adds each module's output shapes; it leaves the model
-    as it was. `selected` preselects a layer by name. Unless `record=False`, training steps
+    keyword arguments), one forward, traced, adds the dataflow graph and each module's output
+    shapes; it leaves the model as it was. If it fails, the graph up to the failure is shown with
+    the error. The autograd tab runs one more forward, with gradients, when it is opened.
+    `selected` preselects a layer by name. Unless `record=False`, training steps
     from now on are recorded in memory (`viz.recorder`, options as for `nbviz.watch`) until
     `viz.close()`.
     """
@@ -81,8 +85,43 @@ def show(
         raise TypeError(f"nbviz.show expects a torch.nn.Module, not {type(model).__name__}")
     if forward_kwargs is not None and example_input is None:
         raise TypeError("forward_kwargs needs an example_input to go with it")
-    outputs = {} if example_input is None else output_shapes(model, example_input, forward_kwargs)
-    state = VizState(module_hierarchy(model), outputs=outputs)
+    state = VizState(module_hierarchy(model))
+    if example_input is not None:
+        _trace_example(state, model, forward_args(example_input), dict(forward_kwargs or {}))
     state.selected = selected
     recorder = watch(model, **watch_options) if record else None
     return Viz(state, recorder)
+
+
+def _trace_example(
+    state: VizState, model: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> None:
+    """The example's forward, once: its dataflow graph and output shapes go into `state`."""
+    with collecting_output_shapes(model) as collected:
+        graph = trace_call(model, args, kwargs)
+    if graph.error is not None:
+        state.warnings = [
+            *state.warnings,
+            f"the forward with the example input failed{collected.where()}: {graph.error}",
+        ]
+    with state.hold_sync():
+        state.outputs = collected.shapes
+        state.graph = graph.to_wire()
+    model_ref = weakref.ref(model)
+
+    def draw() -> str:
+        current = model_ref()
+        if current is None:
+            raise RuntimeError("the model no longer exists")
+        with model_preserved(current, grad=True):
+            return autograd_svg(_first_tensors(current(*args, **kwargs)), current)
+
+    state.draw_autograd_with(draw)
+
+
+def _first_tensors(output: Any) -> tuple[torch.Tensor, ...]:
+    """The tensors of a forward's output that have an autograd graph."""
+    found = tuple(t for _, t in tensor_leaves(output) if t.grad_fn is not None)
+    if not found:
+        raise ValueError("the model's output has no autograd graph (no parameter requires grad?)")
+    return found

@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import pathlib
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import anywidget
@@ -60,10 +60,14 @@ class VizState(ipywidgets.Widget):  # type: ignore[misc]
     """What could not be seen or shown, for the views to display."""
     outputs = traitlets.Dict(value_trait=traitlets.List(traitlets.Unicode())).tag(sync=True)
     """Output shapes per layer and call (e.g. "16×64×8×8"), when an example input was given."""
+    graph = traitlets.Dict(default_value=None, allow_none=True).tag(sync=True)
+    """The dataflow graph of the example input's forward (`nbviz.trace`, wire format in
+    docs/graph-format.md), None without an example input."""
     protocol_version = traitlets.Int(_protocol.PROTOCOL_VERSION).tag(sync=True)
 
     def __init__(self, hierarchy: Hierarchy, **kwargs: Any) -> None:
         self._names = hierarchy.names()
+        self._draw_autograd: Callable[[], str] | None = None
         # Weak references: the widget must not keep a deleted model's parameters alive.
         self._params: list[weakref.ref[torch.Tensor] | None] = [
             None if p.lazy else weakref.ref(p.tensor) for p in hierarchy.params
@@ -102,15 +106,27 @@ class VizState(ipywidgets.Widget):  # type: ignore[misc]
             kind = content.get("type")
             if kind == "exact_histogram":
                 payload, buffers = self._exact_histogram(content.get("tensor"))
-                return {
-                    "type": _protocol.RESPONSE_TYPE,
-                    "id": request_id,
-                    "ok": True,
-                    "result": payload,
-                }, buffers
-            return _failure(request_id, f"unknown request type {kind!r}"), []
+            elif kind == "autograd_graph":
+                payload, buffers = self._autograd_graph(), []
+            else:
+                return _failure(request_id, f"unknown request type {kind!r}"), []
         except (LookupError, TypeError, ValueError, RuntimeError) as error:
             return _failure(request_id, str(error)), []
+        return {
+            "type": _protocol.RESPONSE_TYPE,
+            "id": request_id,
+            "ok": True,
+            "result": payload,
+        }, buffers
+
+    def draw_autograd_with(self, draw: Callable[[], str]) -> None:
+        """Sets what answers the front end's "autograd_graph" requests: returns an SVG."""
+        self._draw_autograd = draw
+
+    def _autograd_graph(self) -> dict[str, Any]:
+        if self._draw_autograd is None:
+            raise ValueError("no example input was given: nbviz.show(model, example_input)")
+        return {"svg": self._draw_autograd()}
 
     def _exact_histogram(self, index: object) -> tuple[dict[str, Any], list[bytes]]:
         if not isinstance(index, int) or isinstance(index, bool):

@@ -160,3 +160,44 @@ def test_example_input_adds_output_shapes() -> None:
     assert nbviz.show(demo_model()).state.outputs == {}
     with pytest.raises(TypeError, match="needs an example_input"):
         nbviz.show(demo_model(), forward_kwargs={"mode": "x"})
+
+
+def test_example_input_adds_the_dataflow_graph_from_one_forward() -> None:
+    model = demo_model()
+    calls: list[int] = []
+    model.register_forward_pre_hook(lambda _m, _a: calls.append(1))
+    viz = nbviz.show(model, torch.randn(2, 1, 16, 16), record=False)
+    assert len(calls) == 1  # the graph and the output shapes come from the same forward
+    wire = viz.state.graph
+    assert wire == nbviz.trace(demo_model(), torch.randn(2, 1, 16, 16)).to_wire()
+    fc1 = next(n for n in wire["nodes"] if n["name"] == "head.fc1")
+    assert fc1["shape"] == [2, 128]
+    assert viz.state.outputs["head.fc1"] == ["2×128"]
+    assert nbviz.show(demo_model(), record=False).state.graph is None
+
+
+def test_a_failing_example_shows_the_partial_graph_and_the_error() -> None:
+    model = demo_model()
+    viz = nbviz.show(model, torch.randn(2, 3, 16, 16), record=False)  # conv1 takes 1 channel
+    assert viz.state.graph["error"].startswith("RuntimeError")
+    assert any(n["name"] == "features.conv1" for n in viz.state.graph["nodes"])
+    (warning,) = viz.state.warnings
+    assert "in (root) > features > features.conv1: RuntimeError" in warning
+
+
+def test_the_autograd_graph_is_drawn_on_request() -> None:
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    before = [p.detach().clone() for p in model.parameters()]
+    viz = nbviz.show(model, torch.randn(5, 3), record=False)
+    reply, buffers = request(viz, {"type": "autograd_graph", "id": "a"})
+    assert reply["ok"], reply
+    svg = reply["result"]["svg"]
+    assert svg.lstrip().startswith(("<?xml", "<svg", "<!--"))
+    assert "0.weight" in svg
+    assert "2.bias" in svg
+    assert buffers == []
+    assert all(p.grad is None for p in model.parameters())
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+    reply, _ = request(nbviz.show(model, record=False), {"type": "autograd_graph", "id": "b"})
+    assert reply["ok"] is False
+    assert "no example input" in reply["error"]

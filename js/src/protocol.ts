@@ -52,11 +52,12 @@ export const PROTOCOL = {
     "num_steps",
     "warnings",
     "outputs",
+    "graph",
     "protocol_version",
   ],
   VIEW_TRAITS: ["state", "view"],
   VIEW_KINDS: ["structure", "picker", "histogram", "slider"],
-  REQUEST_TYPES: ["exact_histogram"],
+  REQUEST_TYPES: ["exact_histogram", "autograd_graph"],
   RESPONSE_TYPE: "response",
   REQUEST_TIMEOUT_MS: 15000,
 } as const;

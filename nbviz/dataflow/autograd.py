@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import warnings
 from typing import Any
 
 import torch
@@ -35,7 +36,9 @@ def autograd_svg(output: torch.Tensor | tuple[torch.Tensor, ...], model: nn.Modu
     import torchviz
 
     params = {_clean(name): p for name, p in model.named_parameters()}
-    dot = torchviz.make_dot(output, params=params)
+    with warnings.catch_warnings():  # torchviz compares versions with distutils: not ours to see
+        warnings.simplefilter("ignore", DeprecationWarning)
+        dot = torchviz.make_dot(output, params=params)
     try:
         svg: Any = dot.pipe(format="svg")
     except graphviz.ExecutableNotFound as error:

@@ -1,6 +1,6 @@
 """The dataflow graph of one forward pass: nodes, tensor edges, warnings; wire format version 1.
 
-The wire format is written down in notes/graph-format.md and shared with js/src/graph: field
+The wire format is written down in docs/graph-format.md and shared with js/src/graph: field
 names and meanings here must stay in step with it.
 """
 
@@ -80,7 +80,7 @@ class Graph:
     error: str | None = None
 
     def to_wire(self) -> dict[str, Any]:
-        """The JSON-ready dict of notes/graph-format.md, version 1."""
+        """The JSON-ready dict of docs/graph-format.md, version 1."""
         return {
             "version": WIRE_VERSION,
             "nodes": [node.wire() for node in self.nodes],
