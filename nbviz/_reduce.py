@@ -181,18 +181,37 @@ def bin_values(values: torch.Tensor, lo: torch.Tensor, width: torch.Tensor) -> t
 
 
 def bin_rows(x: torch.Tensor, lo: torch.Tensor, width: torch.Tensor) -> torch.Tensor:
-    """Counts of each float64 row of `x` on its own grid: [rows, HIST_BINS]."""
+    """Counts of each row of `x` on its own grid: [rows, HIST_BINS], float64.
+
+    Computed in x's dtype: float64 always bins exactly; float32 does when x holds float32 values
+    and the widths are normal float32 numbers (see `float32_bins_exactly`), at half the traffic.
+    """
     rows = x.shape[0]
+    width = width.to(x.dtype)
     # Dividing by a power of two is exact, so the bins are exact and x - lo cannot overflow.
-    position = torch.div(x, width[:, None]).floor_().sub_(torch.floor(lo / width)[:, None])
+    position = (
+        torch.div(x, width[:, None]).floor_().sub_(torch.floor(lo.to(x.dtype) / width)[:, None])
+    )
     # Non-finite values (NaN padding included) go to a discard bin past the end of their row;
     # the clamp only keeps a garbage grid (of a tensor bound for the slow path) in bounds.
     discard = float(HIST_BINS)
     position.nan_to_num_(nan=discard, posinf=discard, neginf=discard).clamp_(0, discard)
     if rows > 1:
         position += torch.arange(rows, device=x.device, dtype=x.dtype)[:, None] * (HIST_BINS + 1)
-    counts = bincount(position.long().reshape(-1), rows * (HIST_BINS + 1))
+    index = position.int() if x.device.type == "cpu" else position.long()
+    counts = bincount(index.reshape(-1), rows * (HIST_BINS + 1))
     return counts.view(rows, HIST_BINS + 1)[:, :HIST_BINS]
+
+
+def float32_bins_exactly(width: torch.Tensor) -> bool:
+    """Whether float32 values bin exactly on these widths (read on the host: CPU only).
+
+    x / 2**k is then exact (no overflow: the grid spans the values; a subnormal quotient still
+    floors right), floor of a float32 is exact, and the difference of two floors of one row's
+    values is a small integer, exact by Sterbenz's lemma when both are large.
+    """
+    w = width.double()
+    return bool(((w >= 2.0**-126) & (w <= 2.0**100)).all())
 
 
 def bincount(index: torch.Tensor, size: int) -> torch.Tensor:
@@ -209,12 +228,12 @@ def bincount(index: torch.Tensor, size: int) -> torch.Tensor:
 # runs one set per padded-length bucket: ~1 ms each on the CPU).
 
 
-def padded(samples: list[torch.Tensor]) -> torch.Tensor:
-    """[rows, longest] float64, NaN past each row's end: the padding drops out of the counts."""
+def padded(samples: list[torch.Tensor], dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """[rows, longest] in `dtype`, NaN past each row's end: the padding drops out of the counts."""
     if len(samples) == 1:
-        return samples[0][None].to(torch.float64)
+        return samples[0][None].to(dtype)
     matrix = torch.nn.utils.rnn.pad_sequence(samples, batch_first=True, padding_value=math.nan)
-    return matrix.to(torch.float64)
+    return matrix.to(dtype)
 
 
 def segment_rows(flats: list[torch.Tensor], integral: list[bool]) -> torch.Tensor:

@@ -208,7 +208,8 @@ class StatsBatch:
             extra_at.setdefault(extra.device, []).append(k)
         with torch.no_grad():
             for device in {*pending, *extra_at}:
-                order, blocks = _device_rows([entries[i] for i in pending.get(device, [])])
+                free = not self._is_masked(device)  # reading device values costs nothing
+                order, blocks = _device_rows([entries[i] for i in pending.get(device, [])], free)
                 indices = [pending[device][k] for k in order]
                 parts = [b.reshape(-1) for b in blocks] + [
                     extras[k] for k in extra_at.get(device, [])
@@ -237,8 +238,7 @@ class StatsBatch:
         if n <= _TINY:
             entry.tiny = p.flat.to(torch.float64, copy=True)
             return entry
-        masked = self._masked if self._masked is not None else p.flat.device.type != "cpu"
-        if masked:
+        if self._is_masked(p.flat.device):
             entry.stats = r.masked_moments(p.flat)
             low, high = entry.stats[0], entry.stats[1]
         else:
@@ -265,6 +265,9 @@ class StatsBatch:
                 entry.binned = torch.cat([torch.stack([lo, width]), counts])
         return entry
 
+    def _is_masked(self, device: torch.device) -> bool:
+        return self._masked if self._masked is not None else device.type != "cpu"
+
     def _scratch_for(self, flat: torch.Tensor) -> torch.Tensor:
         """A buffer for the shifted deviations, reused: fresh multi-MB buffers fault pages."""
         key = (flat.device, flat.dtype)
@@ -279,7 +282,7 @@ def _sample_of(flat: torch.Tensor, size: int) -> torch.Tensor:
     return r.sample_indices(flat.numel(), size, flat.device)
 
 
-def _device_rows(entries: list[_Entry]) -> tuple[list[int], list[torch.Tensor]]:
+def _device_rows(entries: list[_Entry], free: bool) -> tuple[list[int], list[torch.Tensor]]:
     """Device rows [k, _DEVICE_ROW] of entries on one device, in blocks; `order[j]` is the entry
     of the j-th row over all blocks."""
     tiny = [k for k, e in enumerate(entries) if e.tiny is not None]
@@ -297,7 +300,7 @@ def _device_rows(entries: list[_Entry]) -> tuple[list[int], list[torch.Tensor]]:
         if done:
             stats.append(torch.stack([t for k in done if (t := entries[k].stats) is not None]))
         block = torch.cat(stats)
-        blocks.append(torch.cat([block, _histograms([entries[k] for k in large], block)], 1))
+        blocks.append(torch.cat([block, _histograms([entries[k] for k in large], block, free)], 1))
     return tiny + large, blocks
 
 
@@ -312,7 +315,7 @@ def _finish_raw(entries: list[_Entry]) -> torch.Tensor:
     return torch.cat([moments, moments.new_zeros(len(entries), 3)], 1)
 
 
-def _histograms(entries: list[_Entry], stats: torch.Tensor) -> torch.Tensor:
+def _histograms(entries: list[_Entry], stats: torch.Tensor, free: bool) -> torch.Tensor:
     """lo, width and counts [k, 2 + HIST_BINS] of large entries; NaN where none is wanted."""
     out = stats.new_full((len(entries), 2 + HIST_BINS), math.nan)
     device = stats.device
@@ -321,7 +324,7 @@ def _histograms(entries: list[_Entry], stats: torch.Tensor) -> torch.Tensor:
         index = r.host_vector(kept, torch.int64, device)
         integral = r.host_vector([entries[k].integral for k in kept], torch.bool, device)
         lo, width = r.grid(stats[index, 0], stats[index, 1], integral)
-        counts = _bin_kept([entries[k].values for k in kept], lo, width)
+        counts = _bin_kept([entries[k].values for k in kept], lo, width, free)
         out[index] = torch.cat([lo[:, None], width[:, None], counts], 1)
     binned = [k for k, e in enumerate(entries) if e.binned is not None]
     if binned:
@@ -331,7 +334,7 @@ def _histograms(entries: list[_Entry], stats: torch.Tensor) -> torch.Tensor:
 
 
 def _bin_kept(
-    samples: list[torch.Tensor | None], lo: torch.Tensor, width: torch.Tensor
+    samples: list[torch.Tensor | None], lo: torch.Tensor, width: torch.Tensor, free: bool
 ) -> torch.Tensor:
     """Counts [k, HIST_BINS] of kept samples, binned in padded groups of similar length."""
     counts = lo.new_empty(len(samples), HIST_BINS)
@@ -343,8 +346,14 @@ def _bin_kept(
         step = max(1, _BIN_ELEMENTS // length)
         for start in range(0, len(ks), step):
             group = ks[start : start + step]
-            matrix = r.padded([s for k in group if (s := samples[k]) is not None])
+            rows = [s for k in group if (s := samples[k]) is not None]
             index = r.host_vector(group, torch.int64, lo.device)
+            narrow = (
+                free
+                and all(s.dtype == torch.float32 for s in rows)
+                and r.float32_bins_exactly(width[index])
+            )
+            matrix = r.padded(rows, torch.float32 if narrow else torch.float64)
             counts[index] = r.bin_rows(matrix, lo[index], width[index])
     return counts
 

@@ -408,3 +408,14 @@ def test_the_masked_and_fast_paths_agree_with_numpy(masked: bool) -> None:
     np.testing.assert_array_equal(got.counts, want.counts)
     np.testing.assert_array_equal(got.sample, want.sample)
     np.testing.assert_array_equal(got.lo, want.lo)
+
+
+@pytest.mark.parametrize("scale", [1e-41, 1e-20, 1.0, 3e30])
+def test_float32_histograms_bin_exactly_at_any_magnitude(scale: float) -> None:
+    """Large float32 tensors are binned in float32 where that is exact, in float64 elsewhere
+    (subnormal widths): both agree with numpy's float64 binning on the same grid."""
+    generator = torch.Generator().manual_seed(3)
+    values = (torch.randn(SMALL * 20, generator=generator).double() * scale).float()
+    h = histogram(values)
+    assert h.sample == values.numel()
+    np.testing.assert_array_equal(h.counts, numpy_counts(values.numpy(), h))
