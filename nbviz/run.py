@@ -23,16 +23,11 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from ._encoding import decode_counts, decode_stats
 from ._protocol import HIST_BINS
+from ._runfile import MEMORY_LABEL, check_header, check_meta
 from .records import PHASES, RECORD_FIELDS, Anomaly, LayerMeta, SeriesKey, StepRecord
-from .store import (
-    MEMORY_LABEL,
-    check_header,
-    check_meta,
-    decode_counts,
-    decode_stats,
-    fill_bounds,
-)
+from .store import fill_bounds
 
 # Anomalies within a step are listed in the order the phases happen.
 _PHASE_ORDER = (

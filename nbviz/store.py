@@ -4,7 +4,7 @@
 append to a queue; a daemon thread encodes, writes and thins. `nbviz.run.Run` reads the result,
 also from another process while this one is still writing.
 
-File format (`meta.schema_version` = 1), SQLite in WAL mode:
+File format (`meta.schema_version` = 1; `_runfile.SCHEMA`), SQLite in WAL mode:
 
     meta(key, value)          format = "nbviz-run", schema_version, created, state ("open" or
                               "closed"), writer (host:pid), revision (bumped by every commit),
@@ -21,7 +21,7 @@ File format (`meta.schema_version` = 1), SQLite in WAL mode:
         Runs of steps step, step + stride, ..., last; a skipped step is a row of its own.
     anomalies(id, step, phase, series, nan, posinf, neginf, detail)
 
-Encodings (all little-endian, lossless):
+Encodings (`_encoding`; all little-endian, lossless):
     stats blob: a uint32 of 2-bit tags per field (NaN, float32, float64, +0.0; field i at bits
     2i), then the float32 fields, then the float64 fields, each in field order. A field is float32
     when that is exact, which holds for counts below 2**24 and for min/max of float32 tensors.
@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import errno
 import functools
 import gc
 import json
@@ -63,49 +62,28 @@ from typing import TYPE_CHECKING, Final, TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
+from ._encoding import NFIELDS, decode_stats, encode_counts, encode_stats
 from ._protocol import HIST_BINS, STAT_FIELDS
+from ._runfile import (
+    FORMAT,
+    SCHEMA,
+    SCHEMA_VERSION,
+    check_meta,
+    connect_label,
+    open_file,
+)
 from .records import RECORD_FIELDS, Anomaly, LayerMeta, SeriesKey, StatRecord, StepRecord
 
 if TYPE_CHECKING:
     from .run import Run
 
-FORMAT: Final = "nbviz-run"
-SCHEMA_VERSION: Final = 1
-MEMORY_LABEL: Final = "<in-memory run>"
-
-SCHEMA: Final = """
-CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
-CREATE TABLE layers(
-    ord INTEGER PRIMARY KEY, name TEXT NOT NULL, cls TEXT NOT NULL, parent TEXT,
-    params TEXT NOT NULL);
-CREATE TABLE series(
-    id INTEGER PRIMARY KEY, layer TEXT NOT NULL, kind TEXT NOT NULL, tensor TEXT NOT NULL,
-    call INTEGER NOT NULL, mode TEXT NOT NULL, dtype TEXT NOT NULL,
-    UNIQUE(layer, kind, tensor, call, mode));
-CREATE TABLE stats(
-    series INTEGER NOT NULL, step INTEGER NOT NULL, span INTEGER NOT NULL, count INTEGER NOT NULL,
-    vals BLOB NOT NULL, lo BLOB, hi BLOB, PRIMARY KEY(series, step)) WITHOUT ROWID;
-CREATE TABLE hists(
-    series INTEGER NOT NULL, step INTEGER NOT NULL, lo REAL, width REAL, sample INTEGER NOT NULL,
-    anomaly INTEGER NOT NULL, counts BLOB NOT NULL, PRIMARY KEY(series, step)) WITHOUT ROWID;
-CREATE TABLE steps(
-    mode TEXT NOT NULL, step INTEGER NOT NULL, last INTEGER NOT NULL, stride INTEGER NOT NULL,
-    skipped INTEGER NOT NULL, reason TEXT NOT NULL, wall_first REAL NOT NULL,
-    wall_last REAL NOT NULL, PRIMARY KEY(mode, step)) WITHOUT ROWID;
-CREATE TABLE anomalies(
-    id INTEGER PRIMARY KEY, step INTEGER NOT NULL, phase TEXT NOT NULL, series INTEGER NOT NULL,
-    nan INTEGER NOT NULL, posinf INTEGER NOT NULL, neginf INTEGER NOT NULL, detail TEXT NOT NULL);
-"""
-TABLES: Final = ("meta", "layers", "series", "stats", "hists", "steps", "anomalies")
 _RESERVED_META: Final = ("format", "schema_version", "created", "state", "revision", "writer")
 
-_SQLITE_MAGIC: Final = b"SQLite format 3\x00"
 # Records not followed by end_step are committed after this many flush periods (and 2 s at least).
 _FALLBACK: Final = 10
 # add() waits for the writer thread when this many batches of records are queued: memory bound.
 _BACKLOG_BATCHES: Final = 64
 
-NFIELDS: Final = len(RECORD_FIELDS)
 _NONFINITE: Final = [RECORD_FIELDS.index(name) for name in ("nan", "posinf", "neginf")]
 if RECORD_FIELDS[: len(STAT_FIELDS)] != STAT_FIELDS:
     raise ImportError("nbviz.store expects RECORD_FIELDS to start with STAT_FIELDS")
@@ -148,131 +126,6 @@ class Retention:
 
 
 # ---------------------------------------------------------------------------------------------
-# Encodings
-
-
-_NAN_TAG, _F32_TAG, _F64_TAG, _ZERO_TAG = 0, 1, 2, 3
-_TAG_SHIFTS: Final = np.arange(NFIELDS, dtype=np.uint32) * 2
-_COUNT_DTYPES: Final = (np.dtype("<u1"), np.dtype("<u2"), np.dtype("<u4"), np.dtype("<f8"))
-
-
-def _stats_layout(n32: int, n64: int) -> np.dtype[np.void]:
-    return np.dtype([("tags", "<u4"), ("f32", "<f4", (n32,)), ("f64", "<f8", (n64,))])
-
-
-def _split(buf: bytes, n: int, size: int) -> list[bytes]:
-    return [buf[i * size : (i + 1) * size] for i in range(n)]
-
-
-def encode_stats(values: NDArray[np.float64]) -> list[bytes]:
-    """One blob per row of `values` [n, NFIELDS]; rows with the same tags are encoded together."""
-    v = np.ascontiguousarray(values, dtype=np.float64)
-    with np.errstate(over="ignore", invalid="ignore"):
-        f32 = v.astype(np.float32)
-    tags = np.full(v.shape, _F64_TAG, dtype=np.uint32)
-    tags[f32.astype(np.float64) == v] = _F32_TAG
-    tags[(v == 0) & ~np.signbit(v)] = _ZERO_TAG  # -0.0 keeps its sign as a float32
-    tags[np.isnan(v)] = _NAN_TAG
-    words = (tags << _TAG_SHIFTS).sum(axis=1, dtype=np.uint32)
-    out: list[bytes] = [b""] * len(v)
-    unique, inverse = np.unique(words, return_inverse=True)
-    for g, word in enumerate(unique.tolist()):
-        rows = np.flatnonzero(inverse == g)
-        row_tags = tags[rows[0]]
-        c32 = np.flatnonzero(row_tags == _F32_TAG)
-        c64 = np.flatnonzero(row_tags == _F64_TAG)
-        packed = np.empty(len(rows), dtype=_stats_layout(len(c32), len(c64)))
-        packed["tags"] = word
-        packed["f32"] = f32[np.ix_(rows, c32)]
-        packed["f64"] = v[np.ix_(rows, c64)]
-        blobs = _split(packed.tobytes(), len(rows), packed.itemsize)
-        if len(unique) == 1:
-            return blobs  # the common case: every row has the same tags
-        for row, blob in zip(rows.tolist(), blobs, strict=True):
-            out[row] = blob
-    return out
-
-
-def decode_stats(blobs: Sequence[bytes]) -> NDArray[np.float64]:
-    """The [n, NFIELDS] values of `encode_stats` blobs; ValueError on a malformed blob."""
-    out = np.empty((len(blobs), NFIELDS), dtype=np.float64)
-    groups: dict[bytes, list[int]] = collections.defaultdict(list)
-    for i, blob in enumerate(blobs):
-        groups[blob[:4]].append(i)
-    for head, rows in groups.items():
-        if len(head) != 4:
-            raise ValueError("malformed statistics record (shorter than its header)")
-        word = int.from_bytes(head, "little")
-        tags = (word >> _TAG_SHIFTS) & 3
-        c32 = np.flatnonzero(tags == _F32_TAG)
-        c64 = np.flatnonzero(tags == _F64_TAG)
-        layout = _stats_layout(len(c32), len(c64))
-        payload = b"".join([blobs[i] for i in rows])
-        if len(payload) != layout.itemsize * len(rows):
-            raise ValueError("malformed statistics record (wrong length)")
-        packed = np.frombuffer(payload, dtype=layout)
-        idx = np.asarray(rows)
-        out[np.ix_(idx, c32)] = packed["f32"]
-        out[np.ix_(idx, c64)] = packed["f64"]
-        out[np.ix_(idx, np.flatnonzero(tags == _NAN_TAG))] = np.nan
-        out[np.ix_(idx, np.flatnonzero(tags == _ZERO_TAG))] = 0.0
-    return out
-
-
-def encode_counts(counts: NDArray[np.float64]) -> list[bytes]:
-    """One blob per histogram of `counts` [n, HIST_BINS]: the occupied bins, narrowest type."""
-    c = np.ascontiguousarray(counts, dtype=np.float64)
-    n = len(c)
-    occupied = c != 0
-    any_occupied = occupied.any(axis=1)
-    first = np.where(any_occupied, occupied.argmax(axis=1), 0)
-    last = np.where(any_occupied, HIST_BINS - 1 - occupied[:, ::-1].argmax(axis=1), -1)
-    length = last - first + 1
-    with np.errstate(invalid="ignore"):
-        integral = np.all((c == np.floor(c)) & (c >= 0), axis=1)
-        top = np.where(any_occupied, np.abs(c).max(axis=1, initial=0.0), 0.0)
-    code = np.select([top < 2**8, top < 2**16, top < 2**32], [0, 1, 2], 3)
-    code[~integral] = 3
-    head = (code << 6) | first
-    out: list[bytes] = [b""] * n
-    keys = code * (HIST_BINS + 1) + length
-    for key in np.unique(keys).tolist():
-        rows = np.flatnonzero(keys == key)
-        width_code, size = divmod(key, HIST_BINS + 1)
-        dtype = _COUNT_DTYPES[width_code]
-        packed = np.empty(len(rows), dtype=[("head", "u1"), ("bins", dtype, (size,))])
-        packed["head"] = head[rows]
-        bins = first[rows, None] + np.arange(size)
-        packed["bins"] = c[rows[:, None], bins]
-        for row, blob in zip(
-            rows.tolist(), _split(packed.tobytes(), len(rows), packed.itemsize), strict=True
-        ):
-            out[row] = blob
-    return out
-
-
-def decode_counts(blobs: Sequence[bytes]) -> NDArray[np.float64]:
-    """The [n, HIST_BINS] counts of `encode_counts` blobs; ValueError on a malformed blob."""
-    out = np.zeros((len(blobs), HIST_BINS), dtype=np.float64)
-    groups: dict[tuple[int, int], list[int]] = collections.defaultdict(list)
-    for i, blob in enumerate(blobs):
-        if not blob:
-            raise ValueError("malformed histogram record (empty)")
-        groups[(blob[0] >> 6, len(blob))].append(i)
-    for (width_code, nbytes), rows in groups.items():
-        dtype = _COUNT_DTYPES[width_code]
-        size, rest = divmod(nbytes - 1, dtype.itemsize)
-        first = np.array([blobs[i][0] & 63 for i in rows])
-        if rest or np.any(first + size > HIST_BINS):
-            raise ValueError("malformed histogram record (wrong length)")
-        layout = np.dtype([("head", "u1"), ("bins", dtype, (size,))])
-        packed = np.frombuffer(b"".join([blobs[i] for i in rows]), dtype=layout)
-        idx = np.asarray(rows)
-        out[idx[:, None], first[:, None] + np.arange(size)] = packed["bins"]
-    return out
-
-
-# ---------------------------------------------------------------------------------------------
 # Retention planning
 
 
@@ -305,106 +158,6 @@ def plan_groups(steps: NDArray[np.int64], target: int) -> NDArray[np.intp]:
     after = np.where(splits < n, fine_total[-1] - fine_total[np.minimum(splits, n - 1)] + 1, 0)
     p = int(splits[np.argmax(before + after <= target)])
     return np.flatnonzero(np.where(np.arange(n) < p, new_coarse, new_fine))
-
-
-# ---------------------------------------------------------------------------------------------
-# Opening and checking files
-
-
-def connect_label(path: Path | None) -> str:
-    return MEMORY_LABEL if path is None else str(path)
-
-
-def check_header(path: Path) -> None:
-    """ValueError unless `path` starts like an SQLite file and is as long as its header says."""
-    with path.open("rb") as f:
-        header = f.read(100)
-    if len(header) < 100 or not header.startswith(_SQLITE_MAGIC):
-        raise ValueError(f"{path} is not an nbviz run: it is not an SQLite database")
-    page_size = int.from_bytes(header[16:18], "big")
-    page_size = 65536 if page_size == 1 else page_size
-    pages = int.from_bytes(header[28:32], "big")
-    pages_valid = header[24:28] == header[92:96]
-    wal = path.with_name(path.name + "-wal")
-    wal_empty = not wal.exists() or wal.stat().st_size == 0
-    # With frames in the WAL the main file may legitimately lag behind its header.
-    size = path.stat().st_size
-    if pages_valid and wal_empty and size < pages * page_size:
-        raise ValueError(
-            f"{path} is truncated: its header says {pages * page_size} bytes, the file has {size}"
-        )
-
-
-def check_meta(conn: sqlite3.Connection, label: str) -> dict[str, str]:
-    """The run's meta; ValueError unless it is an nbviz run of a schema this version reads."""
-    names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    if "meta" not in names:
-        raise ValueError(f"{label} is not an nbviz run: it has no nbviz meta table")
-    meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
-    if meta.get("format") != FORMAT:
-        raise ValueError(f"{label} is not an nbviz run: its meta has no format = {FORMAT!r}")
-    version = meta.get("schema_version", "")
-    if not version.isdigit():
-        raise ValueError(f"{label} is not an nbviz run: bad schema_version {version!r}")
-    if int(version) > SCHEMA_VERSION:
-        raise ValueError(
-            f"{label} was written by a newer nbviz (run schema version {version}; this nbviz "
-            f"reads version {SCHEMA_VERSION}): upgrade nbviz (pip install -U nbviz)"
-        )
-    missing = [t for t in TABLES if t not in names]
-    if missing:
-        raise ValueError(f"{label} is not a complete nbviz run: tables {missing} are missing")
-    return meta
-
-
-def _inspect_existing(path: Path) -> None:
-    """Check without writing that the existing file at `path` is a run we may append to."""
-    check_header(path)
-    try:
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-        try:
-            check_meta(conn, str(path))
-        finally:
-            conn.close()
-    except sqlite3.DatabaseError as e:
-        raise ValueError(f"{path} is not an nbviz run or is corrupted: {e}") from e
-
-
-def _check_creatable(path: Path) -> None:
-    parent = path.parent
-    if not parent.exists():
-        raise FileNotFoundError(
-            errno.ENOENT, f"cannot create nbviz run: directory {parent} does not exist", str(path)
-        )
-    if not parent.is_dir():
-        raise NotADirectoryError(
-            errno.ENOTDIR, f"cannot create nbviz run: {parent} is not a directory", str(path)
-        )
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise PermissionError(
-            errno.EACCES, f"cannot create nbviz run: directory {parent} is not writable", str(path)
-        )
-
-
-def _open_file(path: Path) -> sqlite3.Connection:
-    if path.is_dir():
-        raise IsADirectoryError(errno.EISDIR, "an nbviz run must be a file", str(path))
-    if path.exists() and path.stat().st_size > 0:
-        _inspect_existing(path)  # before anything can write to a file that is not ours
-    else:
-        _check_creatable(path)
-    try:
-        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10)
-        conn.execute("PRAGMA journal_mode = WAL")
-        # WAL with NORMAL: a commit survives a process crash; only power loss can undo the last.
-        conn.execute("PRAGMA synchronous = NORMAL")
-        # Checkpoints (and their fsync) every 32 MiB of WAL rather than 4: a third faster at
-        # full speed. The page cache is bounded (16 MiB) like everything else the writer holds.
-        conn.execute("PRAGMA wal_autocheckpoint = 8192")
-        conn.execute("PRAGMA cache_size = -16384")
-    except sqlite3.DatabaseError as e:
-        raise OSError(f"cannot write nbviz run {path}: {e}") from e
-    return conn
 
 
 class _Keeper:
@@ -1040,7 +793,7 @@ class RunWriter:
         else:
             _claim(self.path, self)
             try:
-                conn = _open_file(self.path)
+                conn = open_file(self.path)
             except BaseException:
                 _release(self.path, self)
                 raise

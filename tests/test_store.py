@@ -23,19 +23,12 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from numpy.typing import NDArray
 
+from nbviz._encoding import decode_counts, decode_stats, encode_counts, encode_stats
 from nbviz._protocol import HIST_BINS
 from nbviz.records import RECORD_FIELDS, Anomaly, SeriesKey, StatRecord, StepRecord
 from nbviz.run import Run
 from nbviz.stats import Histogram
-from nbviz.store import (
-    Retention,
-    RunWriter,
-    decode_counts,
-    decode_stats,
-    encode_counts,
-    encode_stats,
-    plan_groups,
-)
+from nbviz.store import Retention, RunWriter, plan_groups
 
 REPO = Path(__file__).resolve().parent.parent
 F = {name: i for i, name in enumerate(RECORD_FIELDS)}
