@@ -157,6 +157,8 @@ export interface StateTraits {
   warnings: string[];
   /** Layer name -> output shapes, one string per call (e.g. "16×64×8×8"); empty without a probe. */
   outputs: Record<string, string[]>;
+  /** The dataflow graph of the example input's forward (docs/graph-format.md), or null. */
+  graph: Record<string, unknown> | null;
   protocol_version: number;
 }
 
@@ -175,7 +177,13 @@ export interface ExactHistogramRequest {
   tensor: number;
 }
 
-export type Request = ExactHistogramRequest;
+/** Front end -> kernel: draw the example's autograd graph (torchviz); result `{svg}`. */
+export interface AutogradGraphRequest {
+  type: "autograd_graph";
+  id: string;
+}
+
+export type Request = ExactHistogramRequest | AutogradGraphRequest;
 
 /** The `result` of a successful `exact_histogram` response. */
 export interface ExactHistogramResult {

@@ -33,6 +33,7 @@ function makeState(overrides: Partial<StateTraits> = {}): FakeModel {
     num_steps: 5,
     warnings: [],
     outputs: {},
+    graph: null,
     protocol_version: PROTOCOL.PROTOCOL_VERSION,
     ...overrides,
   };
