@@ -222,7 +222,11 @@ export function createDistribution(
   function draw(): void {
     const { source, layer, kind } = current;
     const { all, series } = pickSeries();
-    if (series !== shown.series || source !== shown.source || all.length !== tensors.childElementCount) {
+    if (
+      series !== shown.series ||
+      source !== shown.source ||
+      all.length !== tensors.childElementCount
+    ) {
       tensors.replaceChildren(
         ...(all.length > 1
           ? all.map((info) => {
@@ -244,13 +248,11 @@ export function createDistribution(
     title.textContent =
       layer === null ? "Select a layer" : `${layerLabel(layer)} · ${KIND_LABELS[kind]}`;
     const bands = series === null ? null : bandsOf(source, series.id);
-    const changed =
-      series !== shown.series || source !== shown.source || bands !== shown.bands;
+    const changed = series !== shown.series || source !== shown.source || bands !== shown.bands;
     shown = { series, bands, source };
     const none = bands === null || bands.rows === 0;
     empty.hidden = !none;
-    empty.textContent =
-      series === null ? "not recorded" : none ? "no histograms yet" : "";
+    empty.textContent = series === null ? "not recorded" : none ? "no histograms yet" : "";
     bandsBox.hidden = none;
     ridgeBox.hidden = none;
     if (changed && bands !== null && series !== null && !none) {

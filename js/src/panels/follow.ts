@@ -77,7 +77,9 @@ export function markPath(n: number, width: number, marked: (i: number) => boolea
     while (j + 1 < n && marked(j + 1)) j++;
     const x0 = x(i) - minW / 2;
     const w = Math.max(x(j) - x(i), 0) + minW;
-    parts.push(`M${Math.round(x0 * 10) / 10} 0h${Math.round(w * 10) / 10}v1h${-Math.round(w * 10) / 10}z`);
+    parts.push(
+      `M${Math.round(x0 * 10) / 10} 0h${Math.round(w * 10) / 10}v1h${-Math.round(w * 10) / 10}z`,
+    );
     i = j + 1;
   }
   return parts.join("");

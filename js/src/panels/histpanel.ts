@@ -69,8 +69,7 @@ const BINS = PROTOCOL.HIST_BINS;
 export function formatStat(row: StatRow, value: number): string {
   if (Number.isNaN(value)) return "—";
   if (row.count) return formatCount(value);
-  if (row.field === "dead" || row.field === "saturated")
-    return `${formatValue(100 * value)}%`;
+  if (row.field === "dead" || row.field === "saturated") return `${formatValue(100 * value)}%`;
   return formatValue(value);
 }
 
@@ -114,7 +113,12 @@ function buildCell(series: SeriesInfo): Cell {
     },
     s("line", {
       class: "nbviz-axis-line",
-      attrs: { x1: PAD.left, x2: W - PAD.right, y1: H - PAD.bottom + 0.5, y2: H - PAD.bottom + 0.5 },
+      attrs: {
+        x1: PAD.left,
+        x2: W - PAD.right,
+        y1: H - PAD.bottom + 0.5,
+        y2: H - PAD.bottom + 0.5,
+      },
     }),
     g,
     lo,

@@ -3,8 +3,8 @@
  * whole run (so colours stay put while scrubbing), log for norms, stds and ratios, clamped.
  */
 
-import { formatValue } from "../format";
 import { h } from "../draw/dom";
+import { formatValue } from "../format";
 import type { Metric, StatsSource } from "./source";
 
 export type ScaleType = "log" | "linear" | "count";
@@ -119,7 +119,7 @@ export function createScale(metric: Metric, domain: readonly [number, number]): 
       t = (value - d0) / (d1 - d0);
     }
     if (!(t > 0)) return 0; // also -Infinity
-    return t >= 1 ? 1 : t;
+    return Math.min(t, 1);
   }
   const scratch = [0, 0, 0];
   function rgbInto(value: number, out: Uint8ClampedArray | number[], offset: number): void {

@@ -83,10 +83,16 @@ export function createStepSlider(
     if (marksFor[0] === steps && marksFor[1] === skipped && marksFor[2] === anomalies) return;
     marksFor = [steps, skipped, anomalies];
     const n = steps.length;
-    skippedPath.setAttribute("d", markPath(n, MARK_W, (i) => (skipped[i] ?? 0) !== 0));
+    skippedPath.setAttribute(
+      "d",
+      markPath(n, MARK_W, (i) => (skipped[i] ?? 0) !== 0),
+    );
     const bad = new Set<number>();
     for (const a of anomalies) bad.add(indexAtOrBefore(steps, a.step));
-    anomalyPath.setAttribute("d", markPath(n, MARK_W, (i) => bad.has(i)));
+    anomalyPath.setAttribute(
+      "d",
+      markPath(n, MARK_W, (i) => bad.has(i)),
+    );
   }
 
   function drawPosition(): void {
