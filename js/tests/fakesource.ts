@@ -207,7 +207,7 @@ function plans(layer: string, i: number): Plan[] {
   ];
 }
 
-function valueOf(plan: Plan, step: number, noise: number): { mean: number; std: number } {
+function seriesValue(plan: Plan, step: number, noise: number): { mean: number; std: number } {
   const drift = 1 + 0.5 * Math.sin(step / 50) + 0.1 * noise;
   return { mean: plan.scale * 0.1 * Math.cos(step / 80), std: plan.scale * drift };
 }
@@ -224,7 +224,7 @@ export function syntheticRun(options: RunOptions): FakeSource {
     for (const plan of plans(name(i), i)) {
       const values = new Float32Array(nS * NFIELDS).fill(Number.NaN);
       for (let t = 0; t < nS; t++) {
-        const { mean, std } = valueOf(plan, t, random());
+        const { mean, std } = seriesValue(plan, t, random());
         const row = t * NFIELDS;
         const numel = 4096;
         values[row + FIELD_INDEX.numel] = numel;
@@ -285,12 +285,6 @@ export function loadHistograms(source: FakeSource, layer: string): void {
   const nS = source.stepList.length;
   for (const s of source.series) {
     if (s.layer !== layer || source.hists.has(s.id)) continue;
-    const plan: Plan = {
-      layer,
-      kind: s.kind as Kind,
-      tensor: s.tensor,
-      scale: source.statAt(s.id, "std", 0),
-    };
     const counts = new Float32Array(nS * BINS);
     const lo = new Float64Array(nS);
     const width = new Float64Array(nS);
@@ -307,7 +301,6 @@ export function loadHistograms(source: FakeSource, layer: string): void {
       lo[t] = grid.lo;
       width[t] = grid.width;
     }
-    void plan;
     source.hists.set(s.id, { step: source.stepList.slice(), lo, width, sample, counts });
   }
 }

@@ -29,9 +29,8 @@ describe("createHistogramPanel", () => {
     const mean = cell.querySelector('td[data-stat="mean"]')?.textContent;
     expect(mean).not.toBe("—");
     expect(cell.querySelector('td[data-stat="l2"]')?.textContent).not.toBe("—");
-    expect((cell.querySelector('td[data-stat="dead"]')?.parentElement as HTMLElement).hidden).toBe(
-      true,
-    );
+    const deadRow = cell.querySelector('td[data-stat="dead"]')?.parentElement;
+    expect(deadRow?.hidden).toBe(true);
     const bars = cell.querySelectorAll("rect.nbviz-bar:not([display])");
     const hist = source.histogramAt(id, 5);
     const nonEmpty = [...(hist?.counts ?? [])].filter((c) => c > 0).length;
