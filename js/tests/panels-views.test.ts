@@ -31,10 +31,10 @@ describe("createHistogramPanel", () => {
     expect(cell.querySelector('td[data-stat="l2"]')?.textContent).not.toBe("—");
     const deadRow = cell.querySelector('td[data-stat="dead"]')?.parentElement;
     expect(deadRow?.hidden).toBe(true);
-    const bars = cell.querySelectorAll("rect.nbviz-bar:not([display])");
+    const d = cell.querySelector("path.nbviz-bars")?.getAttribute("d") ?? "";
     const hist = source.histogramAt(id, 5);
     const nonEmpty = [...(hist?.counts ?? [])].filter((c) => c > 0).length;
-    expect(bars.length).toBe(nonEmpty);
+    expect(d.split("M").length - 1).toBe(nonEmpty);
     const activation = panel.el.querySelector(
       '.nbviz-hp-row[data-kind="activation"] .nbviz-hp-cell',
     );
@@ -49,10 +49,12 @@ describe("createHistogramPanel", () => {
       mode: "train",
     });
     const before = panel.el.querySelectorAll("*").length;
-    const rect = panel.el.querySelector("rect.nbviz-bar");
+    const path = panel.el.querySelector("path.nbviz-bars");
+    const d = path?.getAttribute("d");
     panel.update({ step: 15 });
     expect(panel.el.querySelectorAll("*").length).toBe(before);
-    expect(panel.el.querySelector("rect.nbviz-bar")).toBe(rect);
+    expect(panel.el.querySelector("path.nbviz-bars")).toBe(path);
+    expect(path?.getAttribute("d")).not.toBe(d);
     panel.update({ step: -1 });
     const nodata = [...panel.el.querySelectorAll<HTMLElement>(".nbviz-hp-nodata")];
     expect(nodata.every((n) => !n.hidden && n.textContent === "no data at this step")).toBe(true);

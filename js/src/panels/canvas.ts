@@ -32,11 +32,36 @@ export function surface(cls: string, width: number, height: number, label: strin
   return { canvas, ctx, width, height };
 }
 
-/** CSS custom property of the element (resolved), or `fallback`. */
-export function cssColor(el: Element, name: string, fallback: string): string {
-  if (typeof getComputedStyle !== "function" || !el.isConnected) return fallback;
-  const value = getComputedStyle(el).getPropertyValue(name).trim();
-  return value || fallback;
+export interface Palette {
+  accent: string;
+  bad: string;
+  fg: string;
+  bg: string;
+  border: string;
+}
+
+const palettes = new WeakMap<Element, Palette>();
+
+/**
+ * The theme colours canvases draw with, from the element's CSS custom properties: resolved once
+ * per element when it is in the document (getComputedStyle forces a style pass: never per frame).
+ */
+export function paletteOf(el: Element): Palette {
+  const hit = palettes.get(el);
+  if (hit !== undefined) return hit;
+  const style =
+    typeof getComputedStyle === "function" && el.isConnected ? getComputedStyle(el) : null;
+  const get = (name: string, fallback: string): string =>
+    style?.getPropertyValue(name).trim() || fallback;
+  const palette = {
+    accent: get("--nbviz-bar", "#1976d2"),
+    bad: get("--nbviz-bad", "#d32f2f"),
+    fg: get("--nbviz-fg-muted", "#666"),
+    bg: get("--nbviz-bg", "#fff"),
+    border: get("--nbviz-border", "#ccc"),
+  };
+  if (style !== null) palettes.set(el, palette);
+  return palette;
 }
 
 /** Linear position of `v` in [d0, d1] on [0, size]. */

@@ -11,7 +11,7 @@
 import { h, layerLabel, viewRoot } from "../draw/dom";
 import { formatValue } from "../format";
 import { PROTOCOL } from "../protocol";
-import { cssColor, linear, nearestStep, type Surface, surface } from "./canvas";
+import { linear, nearestStep, paletteOf, type Surface, surface } from "./canvas";
 import { indexAtOrBefore } from "./follow";
 import { KIND_LABELS } from "./histpanel";
 import { DIST_PERCENTILES, percentileMatrix } from "./percentiles";
@@ -120,7 +120,7 @@ export function createDistribution(
     ctx.clearRect(0, 0, width, bandsH);
     const plotH = bandsH - PAD.top - PAD.bottom;
     const y = (v: number): number => PAD.top + plotH - linear(v, bands.y0, bands.y1, plotH);
-    const accent = cssColor(el, "--nbviz-bar", "#1976d2");
+    const accent = paletteOf(el).accent;
     ctx.fillStyle = accent;
     const { pct, rows } = bands;
     for (let b = 0; b < NP >> 1; b++) {
@@ -173,8 +173,7 @@ export function createDistribution(
     const hist = source.histograms(series);
     const n = bands.rows;
     const count = Math.min(RIDGES, n);
-    const fg = cssColor(el, "--nbviz-fg-muted", "#666");
-    const bg = cssColor(el, "--nbviz-bg", "#fff");
+    const { fg, bg } = paletteOf(el);
     const xv = (v: number): number => PAD.left + linear(v, bands.y0, bands.y1, plotW);
     for (let k = 0; k < count; k++) {
       const r = count === 1 ? 0 : Math.round((k * (n - 1)) / (count - 1));

@@ -10,7 +10,7 @@
 
 import { h, layerLabel, viewRoot } from "../draw/dom";
 import { formatValue } from "../format";
-import { cssColor, surface } from "./canvas";
+import { paletteOf, surface } from "./canvas";
 import { indexAtOrBefore } from "./follow";
 import { cellAt, type Matrix, metricMatrix, recordedLayers } from "./heatmap";
 import { createLegend, METRIC_LABELS, scaleForRun } from "./scale";
@@ -116,9 +116,7 @@ export function createGradientFlow(
     const n = layers.length;
     if (n === 0) return;
     const bw = plotW / n;
-    const accent = cssColor(el, "--nbviz-bar", "#1976d2");
-    const bad = cssColor(el, "--nbviz-bad", "#d32f2f");
-    const faint = cssColor(el, "--nbviz-border", "#ccc");
+    const { accent, bad, border: faint } = paletteOf(el);
     const plotH = BARS_H - 4;
     for (let i = 0; i < n; i++) {
       const layer = layers[i] ?? "";

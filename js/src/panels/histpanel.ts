@@ -7,15 +7,15 @@
  * texts (no element is created).
  *
  * Hooks: `.nbviz.nbviz-histpanel`; `.nbviz-hp-title`; `.nbviz-hp-row[data-kind]`;
- * `.nbviz-hp-cell[data-series][data-tensor]` with `svg.nbviz-hp-svg` (`rect.nbviz-bar[data-bin]`,
- * hidden when empty), `td[data-stat]`, `.nbviz-hp-nodata` (shown when nothing at this step),
+ * `.nbviz-hp-cell[data-series][data-tensor]` with `svg.nbviz-hp-svg` (`path.nbviz-bars`: one
+ * rectangle per non-empty bin), `td[data-stat]`, `.nbviz-hp-nodata` (shown when nothing at this step),
  * `.nbviz-hp-missing` (kind not recorded).
  */
 
 import { h, layerLabel, s, viewRoot } from "../draw/dom";
 import { formatCount, formatValue } from "../format";
 import { PROTOCOL } from "../protocol";
-import { emptyGeometry, histogramGeometry } from "./histgeom";
+import { type BarGeometry, emptyGeometry, histogramGeometry } from "./histgeom";
 import type { Kind, RecordField, SeriesInfo, StatsSource, View } from "./source";
 
 export interface HistogramPanelData {
@@ -76,7 +76,8 @@ export function formatStat(row: StatRow, value: number): string {
 interface Cell {
   series: SeriesInfo;
   el: HTMLDivElement;
-  bars: SVGRectElement[];
+  /** One path of every non-empty bin's rectangle (one attribute write per step). */
+  bars: SVGPathElement;
   lo: SVGTextElement;
   hi: SVGTextElement;
   nodata: HTMLDivElement;
@@ -90,13 +91,10 @@ function tensorLabel(series: SeriesInfo): string {
 }
 
 function buildCell(series: SeriesInfo): Cell {
-  const bars: SVGRectElement[] = [];
-  const g = s("g", { attrs: { transform: `translate(${PAD.left} ${PAD.top})` } });
-  for (let i = 0; i < BINS; i++) {
-    const bar = s("rect", { class: "nbviz-bar", attrs: { "data-bin": i } });
-    bars.push(bar);
-    g.append(bar);
-  }
+  const bars = s("path", {
+    class: "nbviz-bars",
+    attrs: { transform: `translate(${PAD.left} ${PAD.top})` },
+  });
   const lo = s("text", {
     class: "nbviz-tick-label",
     attrs: { x: PAD.left, y: H - 3, "text-anchor": "start" },
@@ -120,7 +118,7 @@ function buildCell(series: SeriesInfo): Cell {
         y2: H - PAD.bottom + 0.5,
       },
     }),
-    g,
+    bars,
     lo,
     hi,
   );
@@ -159,6 +157,25 @@ function px(v: number): string {
   return String(Math.round(v * 100) / 100);
 }
 
+/** Sets a text (attr null) or an attribute only when it changes: no style work for equal values. */
+function setText(el: Element, attr: string | null, value: string): void {
+  if (attr === null) {
+    if (el.textContent !== value) el.textContent = value;
+  } else if (el.getAttribute(attr) !== value) el.setAttribute(attr, value);
+}
+
+/** The rectangles of the non-empty bins as one SVG path (y down, baseline at plotH). */
+export function barsPath(g: BarGeometry, plotH: number): string {
+  let d = "";
+  for (let i = 0; i < g.h.length; i++) {
+    const bh = g.h[i] ?? 0;
+    if (bh <= 0) continue;
+    const w = px(g.w[i] ?? 0);
+    d += `M${px(g.x[i] ?? 0)} ${px(plotH - bh)}h${w}v${px(bh)}h-${w}z`;
+  }
+  return d;
+}
+
 function drawCell(cell: Cell, source: StatsSource, step: number): void {
   const id = cell.series.id;
   const hist = source.histogramAt(id, step);
@@ -172,34 +189,25 @@ function drawCell(cell: Cell, source: StatsSource, step: number): void {
   }
   histogramGeometry(hist?.counts ?? [], hist?.lo ?? 0, hist?.width ?? 0, PLOT_W, PLOT_H, geometry);
   const empty = hist === null || geometry.max === 0;
-  for (let i = 0; i < BINS; i++) {
-    const bar = cell.bars[i];
-    if (bar === undefined) continue;
-    const bh = empty ? 0 : (geometry.h[i] ?? 0);
-    if (bh === 0) {
-      bar.setAttribute("display", "none");
-      continue;
-    }
-    bar.removeAttribute("display");
-    bar.setAttribute("x", px(geometry.x[i] ?? 0));
-    bar.setAttribute("width", px(geometry.w[i] ?? 0));
-    bar.setAttribute("y", px(PLOT_H - bh));
-    bar.setAttribute("height", px(bh));
-  }
-  cell.lo.textContent = empty ? "" : formatValue(geometry.domain[0]);
-  cell.hi.textContent = empty ? "" : formatValue(geometry.domain[1]);
-  if (hist !== null && hasStats && hist.sample > 0 && hist.sample < numel) {
-    cell.sampled.textContent = `sampled ${formatCount(hist.sample)} of ${formatCount(numel)}`;
-  } else {
-    cell.sampled.textContent = "";
-  }
+  setText(cell.bars, "d", empty ? "" : barsPath(geometry, PLOT_H));
+  setText(cell.lo, null, empty ? "" : formatValue(geometry.domain[0]));
+  setText(cell.hi, null, empty ? "" : formatValue(geometry.domain[1]));
+  setText(
+    cell.sampled,
+    null,
+    hist !== null && hasStats && hist.sample > 0 && hist.sample < numel
+      ? `sampled ${formatCount(hist.sample)} of ${formatCount(numel)}`
+      : "",
+  );
   for (const row of STAT_ROWS) {
     const entry = cell.cells.get(row.field);
     if (entry === undefined) continue;
     const value = source.statAt(id, row.field, step);
-    entry.tr.hidden = row.optional === true && Number.isNaN(value);
-    entry.td.textContent = formatStat(row, value);
-    entry.td.classList.toggle("is-bad", row.bad === true && value > 0);
+    const hidden = row.optional === true && Number.isNaN(value);
+    if (entry.tr.hidden !== hidden) entry.tr.hidden = hidden;
+    setText(entry.td, null, formatStat(row, value));
+    const bad = row.bad === true && value > 0;
+    if (entry.td.classList.contains("is-bad") !== bad) entry.td.classList.toggle("is-bad", bad);
   }
 }
 
