@@ -38,6 +38,7 @@ let layer = names[0] ?? "";
 let redraws = 0;
 let inputs = 0;
 let slowest = 0;
+const redrawMs: number[] = [];
 
 const t1 = performance.now();
 const first = source.firstAnomaly();
@@ -70,14 +71,33 @@ function recolor(step: number): void {
     if (box && c && box.style.backgroundColor !== c) box.style.backgroundColor = c;
   }
 }
+const parts = {
+  hist: [] as number[],
+  dist: [] as number[],
+  flow: [] as number[],
+  recolor: [] as number[],
+};
 function onStep(step: number): void {
   const start = performance.now();
   hist.update({ step });
+  const a = performance.now();
   dist.update({ step });
+  const b = performance.now();
   flow.update({ step });
+  const c = performance.now();
   recolor(step);
+  const d = performance.now();
+  parts.hist.push(a - start);
+  parts.dist.push(b - a);
+  parts.flow.push(c - b);
+  parts.recolor.push(d - c);
   redraws++;
-  slowest = Math.max(slowest, performance.now() - start);
+  redrawMs.push(d - start);
+  slowest = Math.max(slowest, d - start);
+}
+function median(xs: number[]): number {
+  const s = [...xs].sort((x, y) => x - y);
+  return s[s.length >> 1] ?? Number.NaN;
 }
 const { step: steps, skipped } = source.steps();
 const slider = createStepSlider(
@@ -99,14 +119,22 @@ function nextFrame(): Promise<void> {
   return new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0)));
 }
 
+/**
+ * Runs `work` at the start of an animation frame: `sync` is its script plus forced style and
+ * layout; `frame` the time to the next frame's start (one interval, ~16.7 ms at 60 Hz, when the
+ * work, paint included, fitted into the frame; a multiple of it when frames were dropped).
+ */
 async function timed(work: () => void): Promise<{ sync: number; frame: number }> {
   await nextFrame();
-  const start = performance.now();
-  work();
-  void host.offsetHeight; // style and layout, forced
-  const sync = performance.now() - start;
-  await nextFrame();
-  return { sync, frame: performance.now() - start };
+  return new Promise((resolve) =>
+    requestAnimationFrame((t0) => {
+      const start = performance.now();
+      work();
+      void host.offsetHeight; // style and layout, forced
+      const sync = performance.now() - start;
+      requestAnimationFrame((t1) => resolve({ sync, frame: t1 - t0 }));
+    }),
+  );
 }
 
 function select(name: string): void {
@@ -134,9 +162,26 @@ const bench = {
     redraws = 0;
     inputs = 0;
     slowest = 0;
+    redrawMs.length = 0;
     (slider.el.querySelector("input") as HTMLInputElement).focus();
   },
-  scrubResult: () => ({ inputs, redraws, slowest, step: slider.state.step }),
+  scrubResult: () => {
+    const sorted = [...redrawMs].sort((a, b) => a - b);
+    return {
+      inputs,
+      redraws,
+      slowest,
+      p50: sorted[sorted.length >> 1] ?? 0,
+      p99: sorted[Math.floor(sorted.length * 0.99)] ?? 0,
+      over16: sorted.filter((x) => x > 16).length,
+      step: slider.state.step,
+    };
+  },
   layer: () => layer,
+  /** Median script time of each panel's step update (no style/layout), since the last reset. */
+  parts: () => Object.fromEntries(Object.entries(parts).map(([k, v]) => [k, median(v)])),
+  resetParts() {
+    for (const v of Object.values(parts)) v.length = 0;
+  },
 };
 (window as unknown as { nbvizPanelsBench: typeof bench }).nbvizPanelsBench = bench;
