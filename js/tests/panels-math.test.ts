@@ -163,3 +163,24 @@ describe("heatmap mapping", () => {
     expect(nearestStep(new Int32Array(0), 1)).toBeUndefined();
   });
 });
+
+describe("live growth", () => {
+  it("extends a matrix with new steps only, equal to a full rebuild", () => {
+    const source = syntheticRun({ layers: 3, steps: 8 });
+    const layers = recordedLayers(source);
+    const full = source.stepList;
+    source.stepList = full.slice(0, 5);
+    const early = metricMatrix(source, "grad_norm", layers);
+    source.stepList = full;
+    const calls: number[] = [];
+    const metricAt = source.metricAt.bind(source);
+    source.metricAt = (m, step) => {
+      calls.push(step);
+      return metricAt(m, step);
+    };
+    const grown = metricMatrix(source, "grad_norm", layers, early);
+    expect(calls).toEqual([5, 6, 7]);
+    expect([...grown.values]).toEqual([...metricMatrix(source, "grad_norm", layers).values]);
+    expect(metricMatrix(source, "dead_fraction", layers, grown).metric).toBe("dead_fraction");
+  });
+});

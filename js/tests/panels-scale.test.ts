@@ -102,3 +102,24 @@ describe("run scales", () => {
     expect(legend.querySelectorAll(".nbviz-legend-swatch").length).toBe(25);
   });
 });
+
+describe("run scales during training", () => {
+  it("count only the new steps and match a full recount", () => {
+    const source = syntheticRun({ layers: 3, steps: 40 });
+    const full = source.stepList;
+    source.stepList = full.slice(0, 10);
+    const early = scaleForRun(source, "activation_std");
+    source.stepList = full;
+    let calls = 0;
+    const metricAt = source.metricAt.bind(source);
+    source.metricAt = (m, step) => {
+      calls++;
+      return metricAt(m, step);
+    };
+    const grown = scaleForRun(source, "activation_std");
+    expect(calls).toBe(30);
+    const fresh = syntheticRun({ layers: 3, steps: 40 });
+    expect(grown.domain).toEqual(scaleForRun(fresh, "activation_std").domain);
+    expect(grown.domain[1]).toBeGreaterThanOrEqual(early.domain[1]);
+  });
+});

@@ -79,7 +79,7 @@ export function createGradientFlow(
     if (matrix !== null && key === matrixKey && list.length === layers.length) return;
     layers = list;
     matrixKey = key;
-    matrix = metricMatrix(source, metric, layers);
+    matrix = metricMatrix(source, metric, layers, matrix); // new steps only, when it can
     const scale = scaleForRun(source, metric);
     legendBox.replaceChildren(createLegend(scale));
     select.value = metric;

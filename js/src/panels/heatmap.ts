@@ -3,30 +3,58 @@
 import type { Metric, StatsSource } from "./source";
 
 export interface Matrix {
+  metric: Metric;
   layers: readonly string[];
   steps: Int32Array;
   /** [layers.length * steps.length], row-major by layer; NaN where absent. */
   values: Float32Array;
 }
 
-/** The metric at every train step for every layer (one `metricAt` per step). */
+function sameLayers(a: readonly string[], b: readonly string[]): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/**
+ * The metric at every train step for every layer (one `metricAt` per step). With `previous` (same
+ * metric and layers, its steps a prefix of the run's), only the new steps are asked for: live
+ * training appends columns. Rows replaced at old steps are picked up by a full rebuild (no
+ * `previous`).
+ */
 export function metricMatrix(
   source: StatsSource,
   metric: Metric,
   layers: readonly string[],
+  previous: Matrix | null = null,
 ): Matrix {
   const steps = source.steps().step.slice();
   const nS = steps.length;
   const values = new Float32Array(layers.length * nS).fill(Number.NaN);
+  let from = 0;
+  if (
+    previous !== null &&
+    previous.metric === metric &&
+    previous.steps.length <= nS &&
+    previous.steps.length > 0 &&
+    previous.steps[0] === steps[0] &&
+    previous.steps[previous.steps.length - 1] === steps[previous.steps.length - 1] &&
+    sameLayers(previous.layers, layers)
+  ) {
+    from = previous.steps.length;
+    for (let r = 0; r < layers.length; r++)
+      values.set(previous.values.subarray(r * from, (r + 1) * from), r * nS);
+  }
   const row = new Map<string, number>();
   for (let i = 0; i < layers.length; i++) row.set(layers[i] ?? "", i);
-  for (let c = 0; c < nS; c++) {
+  for (let c = from; c < nS; c++) {
     for (const [layer, v] of source.metricAt(metric, steps[c] ?? 0)) {
       const r = row.get(layer);
       if (r !== undefined) values[r * nS + c] = v;
     }
   }
-  return { layers, steps, values };
+  return { metric, layers, steps, values };
 }
 
 /** The cell under (x, y) of a `width` x `height` heatmap of rows x cols cells, or null. */

@@ -62,26 +62,39 @@ export interface ColorScale {
   rgbInto(value: number, out: Uint8ClampedArray | number[], offset: number): void;
 }
 
-/**
- * The domain of a scale from every value of the run: log takes the finite positive values,
- * linear and count take the finite ones (from 0); degenerate domains are widened.
- */
-export function domainOf(values: Iterable<number>, type: ScaleType): [number, number] {
-  let lo = Number.POSITIVE_INFINITY;
-  let hi = Number.NEGATIVE_INFINITY;
+/** Extends the extent [lo, hi] with the values a scale of this type uses (see `domainOf`). */
+export function extend(
+  extent: [number, number],
+  values: Iterable<number>,
+  type: ScaleType,
+): [number, number] {
   for (const v of values) {
     if (!Number.isFinite(v) || (type === "log" && v <= 0)) continue;
-    if (v < lo) lo = v;
-    if (v > hi) hi = v;
+    if (v < extent[0]) extent[0] = v;
+    if (v > extent[1]) extent[1] = v;
   }
+  return extent;
+}
+
+/** The scale domain of an extent of values: degenerate domains are widened. */
+export function domainFromExtent(lo: number, hi: number, type: ScaleType): [number, number] {
   if (type === "log") {
     if (!(lo <= hi)) return [1e-6, 1];
     return lo === hi ? [lo / 10, hi * 10] : [lo, hi];
   }
   if (type === "count") return [0, Math.max(1, hi > 0 ? hi : 1)];
   if (!(lo <= hi)) return [0, 1];
-  lo = Math.min(lo, 0);
-  return lo === hi ? [lo, lo + 1] : [lo, hi];
+  const l = Math.min(lo, 0);
+  return l === hi ? [l, l + 1] : [l, hi];
+}
+
+/**
+ * The domain of a scale from every value of the run: log takes the finite positive values,
+ * linear and count take the finite ones (from 0); degenerate domains are widened.
+ */
+export function domainOf(values: Iterable<number>, type: ScaleType): [number, number] {
+  const [lo, hi] = extend([Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY], values, type);
+  return domainFromExtent(lo, hi, type);
 }
 
 function ramp(
@@ -146,23 +159,29 @@ export function createScale(metric: Metric, domain: readonly [number, number]): 
   };
 }
 
-/** Every value of a metric over the run's train steps (one metricAt per step). */
-export function* runValues(source: StatsSource, metric: Metric): Generator<number> {
+/** Every value of a metric at the train steps from index `from` on (one metricAt per step). */
+export function* runValues(source: StatsSource, metric: Metric, from = 0): Generator<number> {
   const { step } = source.steps();
-  for (let i = 0; i < step.length; i++) {
+  for (let i = from; i < step.length; i++) {
     for (const v of source.metricAt(metric, step[i] ?? 0).values()) yield v;
   }
 }
 
-const cache = new WeakMap<StatsSource, Map<Metric, { key: string; scale: ColorScale }>>();
-
-function revisionKey(source: StatsSource): string {
-  return `${source.lastStep()}:${source.series.length}:${source.steps().step.length}`;
+interface Cached {
+  scale: ColorScale;
+  extent: [number, number];
+  /** Train steps counted, the first of them, the series count and last step then. */
+  counted: number;
+  first: number;
+  series: number;
+  last: number;
 }
+const cache = new WeakMap<StatsSource, Map<Metric, Cached>>();
 
 /**
- * The scale of a metric over the whole run, cached per source until new steps or series arrive
- * (scrubbing never changes it).
+ * The scale of a metric over the whole run, cached per source: scrubbing never changes it. New
+ * train steps (live training) only extend it with their own values; new series recount the run.
+ * Rows replaced at old steps (retention thinning) can widen it but never narrow it.
  */
 export function scaleForRun(source: StatsSource, metric: Metric): ColorScale {
   let bySource = cache.get(source);
@@ -170,14 +189,34 @@ export function scaleForRun(source: StatsSource, metric: Metric): ColorScale {
     bySource = new Map();
     cache.set(source, bySource);
   }
-  const key = revisionKey(source);
+  const steps = source.steps().step;
+  const last = source.lastStep();
+  const series = source.series.length;
   const hit = bySource.get(metric);
-  if (hit !== undefined && hit.key === key) return hit.scale;
+  if (hit?.counted === steps.length && hit.last === last && hit.series === series) return hit.scale;
   const type = SCALE_TYPES[metric];
+  const incremental =
+    hit !== undefined &&
+    hit.series === series &&
+    hit.first === (steps[0] ?? -1) &&
+    steps.length >= hit.counted;
+  const extent: [number, number] = incremental
+    ? hit.extent
+    : [Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY];
+  extend(extent, runValues(source, metric, incremental ? hit.counted : 0), type);
   const domain: [number, number] =
-    metric === "dead_fraction" ? [0, 1] : domainOf(runValues(source, metric), type);
-  const scale = createScale(metric, domain);
-  bySource.set(metric, { key, scale });
+    metric === "dead_fraction" ? [0, 1] : domainFromExtent(extent[0], extent[1], type);
+  const same =
+    hit !== undefined && hit.scale.domain[0] === domain[0] && hit.scale.domain[1] === domain[1];
+  const scale = same ? hit.scale : createScale(metric, domain);
+  bySource.set(metric, {
+    scale,
+    extent,
+    counted: steps.length,
+    first: steps[0] ?? -1,
+    series,
+    last,
+  });
   return scale;
 }
 
