@@ -130,6 +130,13 @@ describe("createGradientFlow", () => {
     heat?.dispatchEvent(new MouseEvent("click", { clientX: 8 + 20 * 7 + 3, clientY: 55 * 2 + 1 }));
     expect(onSelect).toHaveBeenCalledWith("layers.2.linear");
     expect(onStep).toHaveBeenCalledWith(7);
+    const bars = view.el.querySelector("canvas.nbviz-gf-bars");
+    bars?.dispatchEvent(new MouseEvent("click", { clientX: 8 + 50 * 3 + 1, clientY: 5 }));
+    expect(onSelect).toHaveBeenLastCalledWith("layers.3.linear");
+    bars?.dispatchEvent(new MouseEvent("mousemove", { clientX: 8 + 1, clientY: 5 }));
+    expect(view.el.querySelector(".nbviz-gf-hover")?.textContent).toMatch(
+      /^layers\.0\.linear · step 3 · gradient norm \d/,
+    );
     const select = view.el.querySelector<HTMLSelectElement>("select.nbviz-gf-metric");
     if (!select) throw new Error("no select");
     select.value = "dead_fraction";

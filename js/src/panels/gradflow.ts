@@ -182,6 +182,17 @@ export function createGradientFlow(
     if (layer !== undefined) options.onSelect?.(layer);
     if (step !== undefined) options.onStep?.(step);
   }
+  function barMove(event: MouseEvent): void {
+    const rect = bars.canvas.getBoundingClientRect();
+    const hit = cellAt(event.clientX - rect.left - LEFT, 0, plotW, 1, 1, layers.length);
+    const layer = hit === null ? undefined : layers[hit.col];
+    if (layer === undefined) {
+      hover.textContent = "";
+      return;
+    }
+    const v = current.source.metricAt("grad_norm", current.step).get(layer) ?? Number.NaN;
+    hover.textContent = `${layerLabel(layer)} · step ${current.step} · gradient norm ${formatValue(v)}`;
+  }
   function heatMove(event: MouseEvent): void {
     const m = matrix;
     if (m === null) return;
@@ -208,6 +219,7 @@ export function createGradientFlow(
     draw();
   }
   bars.canvas.addEventListener("click", barClick);
+  bars.canvas.addEventListener("mousemove", barMove);
   heat.canvas.addEventListener("click", heatClick);
   heat.canvas.addEventListener("mousemove", heatMove);
   select.addEventListener("change", onMetric);
@@ -221,6 +233,7 @@ export function createGradientFlow(
     },
     destroy(): void {
       bars.canvas.removeEventListener("click", barClick);
+      bars.canvas.removeEventListener("mousemove", barMove);
       heat.canvas.removeEventListener("click", heatClick);
       heat.canvas.removeEventListener("mousemove", heatMove);
       select.removeEventListener("change", onMetric);
