@@ -61,6 +61,11 @@ describe("createHistogramPanel", () => {
     panel.update({ layer: "layers.0.linear", step: 3 }); // stats but no histograms yet
     const msg = panel.el.querySelector<HTMLElement>(".nbviz-hp-nodata");
     expect(msg?.textContent).toBe("no histogram at this step");
+    const layer0 = panel.el.querySelector(".nbviz-hp-cell");
+    panel.update({ layer: "layers.1.linear" });
+    panel.update({ layer: "layers.0.linear", step: 4 }); // a switch back reuses the cells
+    expect(panel.el.querySelector(".nbviz-hp-cell")).toBe(layer0);
+    expect(panel.el.querySelector(".nbviz-hp-step")?.textContent).toBe(" step 4");
     panel.update({ layer: null });
     expect(panel.el.textContent).toBe("Select a layer");
   });

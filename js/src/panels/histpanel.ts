@@ -64,6 +64,8 @@ const PAD = { left: 4, right: 4, top: 4, bottom: 16 };
 const PLOT_W = W - PAD.left - PAD.right;
 const PLOT_H = H - PAD.top - PAD.bottom;
 const BINS = PROTOCOL.HIST_BINS;
+/** Layers whose built cells are kept for a switch back. */
+const RECENT_LAYERS = 16;
 
 /** A statistic as shown in the table. */
 export function formatStat(row: StatRow, value: number): string {
@@ -219,11 +221,15 @@ export function createHistogramPanel(data: HistogramPanelData): View<HistogramPa
   let cells: Cell[] = [];
   let builtFor: { source: StatsSource; layer: string | null; mode: string; n: number } | null =
     null;
+  // Recently shown layers' rows and cells, reused on a switch back (most recent last).
+  let recent = new Map<string, { rows: HTMLElement[]; cells: Cell[] }>();
 
   function build(): void {
     const { source, layer, mode } = current;
+    const n = source.series.length;
+    if (builtFor?.source !== source || builtFor.n !== n) recent = new Map();
     cells = [];
-    builtFor = { source, layer, mode, n: source.series.length };
+    builtFor = { source, layer, mode, n };
     if (layer === null) {
       title.replaceChildren(h("span", { class: "nbviz-hp-prompt", text: "Select a layer" }));
       rows.replaceChildren();
@@ -233,6 +239,15 @@ export function createHistogramPanel(data: HistogramPanelData): View<HistogramPa
       h("span", { class: "nbviz-name", text: layerLabel(layer) }),
       h("span", { class: "nbviz-hp-step" }),
     );
+    const key = `${mode}\u0000${layer}`;
+    const hit = recent.get(key);
+    if (hit !== undefined) {
+      recent.delete(key);
+      recent.set(key, hit);
+      cells = hit.cells;
+      rows.replaceChildren(...hit.rows);
+      return;
+    }
     const out: HTMLElement[] = [];
     for (const kind of ROW_KINDS) {
       const series = source.seriesOf(layer, kind, mode);
@@ -256,6 +271,11 @@ export function createHistogramPanel(data: HistogramPanelData): View<HistogramPa
       out.push(row);
     }
     rows.replaceChildren(...out);
+    recent.set(key, { rows: out, cells });
+    if (recent.size > RECENT_LAYERS) {
+      const oldest = recent.keys().next().value;
+      if (oldest !== undefined) recent.delete(oldest);
+    }
   }
 
   function draw(): void {
@@ -282,6 +302,7 @@ export function createHistogramPanel(data: HistogramPanelData): View<HistogramPa
     },
     destroy(): void {
       cells = [];
+      recent = new Map();
       el.replaceChildren();
     },
   };
