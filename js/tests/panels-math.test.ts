@@ -62,6 +62,11 @@ describe("percentilesFromHistogram", () => {
     expect([...out]).toEqual([2, 3, 5]); // the median is the smallest x with CDF(x) = 1/2
     const clamped = percentilesFromHistogram(c, 0, 1, [0, 50, 100], undefined, [2.5, 4.5]);
     expect([...clamped]).toEqual([2.5, 3, 4.5]);
+    // 0 and 100 are the exact min and max, even outside the (sampled) histogram's bins
+    const exact = percentilesFromHistogram(c, 0, 1, [0, 50, 100], undefined, [1.5, 7]);
+    expect([...exact]).toEqual([1.5, 3, 7]);
+    const partial = percentilesFromHistogram(c, 0, 1, [0, 100], undefined, [Number.NaN, 7]);
+    expect([...partial]).toEqual([2, 7]);
   });
 
   it("a single bin spreads linearly", () => {

@@ -57,7 +57,11 @@ export function bandsOf(source: StatsSource, series: number): Bands {
   const hit = bySeries.get(series);
   if (hit !== undefined && hit.rows === hist.step.length && hit.steps[0] === hist.step[0])
     return hit;
-  const pct = percentileMatrix(hist, BINS);
+  // The exact min and max of each step bound the bands (the histogram may be of a sample).
+  const pct = percentileMatrix(hist, BINS, DIST_PERCENTILES, (r) => {
+    const step = hist.step[r] ?? 0;
+    return [source.statAt(series, "min", step), source.statAt(series, "max", step)];
+  });
   let y0 = Number.POSITIVE_INFINITY;
   let y1 = Number.NEGATIVE_INFINITY;
   for (let r = 0; r < hist.step.length; r++) {

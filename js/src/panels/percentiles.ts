@@ -7,8 +7,9 @@ export const DIST_PERCENTILES: readonly number[] = [0, 7, 16, 31, 50, 69, 84, 93
  * Percentiles `ps` (ascending, percent) of a histogram whose bin i spans
  * [lo + i*width, lo + (i+1)*width): the piecewise-linear inverse of its cumulative counts, values
  * spread evenly within each bin. 0 is the left edge of the first non-empty bin, 100 the right edge
- * of the last. With `range` (the tensor's exact min and max) results are clamped into it, since a
- * sampled histogram loses the tails. All NaN when nothing finite was counted. Writes into `out`
+ * of the last. With `range` (the tensor's exact min and max, where finite), 0 and 100 are that min
+ * and max and the rest are clamped into it: a sampled histogram loses the tails. All NaN when
+ * nothing finite was counted. Writes into `out`
  * when given (no allocation).
  */
 export function percentilesFromHistogram(
@@ -45,8 +46,9 @@ export function percentilesFromHistogram(
     }
     if (Number.isNaN(value)) value = lo + counts.length * width; // rounding: past the end
     if (range !== undefined) {
-      if (Number.isFinite(range[0]) && value < range[0]) value = range[0];
-      if (Number.isFinite(range[1]) && value > range[1]) value = range[1];
+      const p = ps[k] ?? 0;
+      if (Number.isFinite(range[0]) && (value < range[0] || p <= 0)) value = range[0];
+      if (Number.isFinite(range[1]) && (value > range[1] || p >= 100)) value = range[1];
     }
     out[k] = value;
   }
@@ -55,12 +57,13 @@ export function percentilesFromHistogram(
 
 /**
  * Percentile bands of every row of a series' histograms: [rows * ps.length], row-major.
- * `counts` is [rows * bins].
+ * `counts` is [rows * bins]; `range(r)` gives row r's exact [min, max] when known.
  */
 export function percentileMatrix(
   hist: { lo: Float64Array; width: Float64Array; counts: Float32Array },
   bins: number,
   ps: readonly number[] = DIST_PERCENTILES,
+  range?: (row: number) => readonly [number, number],
 ): Float64Array {
   const rows = hist.lo.length;
   const out = new Float64Array(rows * ps.length);
@@ -71,6 +74,7 @@ export function percentileMatrix(
       hist.width[r] ?? Number.NaN,
       ps,
       out.subarray(r * ps.length, (r + 1) * ps.length),
+      range?.(r),
     );
   }
   return out;
