@@ -1,0 +1,243 @@
+/**
+ * Gradient flow: the per-layer gradient norm at the current step (bars, log scale on the run's
+ * domain so bars are comparable across steps) and a layer x step heatmap of any metric, both on
+ * canvas. The current step and the selected layer are markers; clicking a bar selects its layer,
+ * clicking a heatmap cell selects its layer and step.
+ *
+ * Hooks: `.nbviz.nbviz-gradflow`; `canvas.nbviz-gf-bars`, `canvas.nbviz-gf-heat`;
+ * `select.nbviz-gf-metric`; `.nbviz-gf-step-marker`, `.nbviz-gf-layer-marker`; `.nbviz-legend`.
+ */
+
+import { h, layerLabel, viewRoot } from "../draw/dom";
+import { formatValue } from "../format";
+import { paletteOf, surface } from "./canvas";
+import { indexAtOrBefore } from "./follow";
+import { cellAt, type Matrix, metricMatrix, recordedLayers } from "./heatmap";
+import { createLegend, METRIC_LABELS, scaleForRun } from "./scale";
+import { METRICS, type Metric, type StatsSource, type View } from "./source";
+
+export interface GradientFlowData {
+  source: StatsSource;
+  step: number;
+  /** Metric of the heatmap. */
+  metric: Metric;
+  selected: string | null;
+  /** Layers in display order; null: those recorded, in capture order. */
+  layers: readonly string[] | null;
+}
+
+export interface GradientFlowOptions {
+  onSelect?: (layer: string) => void;
+  onStep?: (step: number) => void;
+  onMetric?: (metric: Metric) => void;
+  width?: number;
+}
+
+const BARS_H = 140;
+const HEAT_H = 220;
+const LEFT = 8;
+
+export function createGradientFlow(
+  data: GradientFlowData,
+  options: GradientFlowOptions = {},
+): View<GradientFlowData> {
+  const width = options.width ?? 560;
+  const bars = surface("nbviz-gf-bars", width, BARS_H, "gradient norm per layer");
+  const heat = surface("nbviz-gf-heat", width, HEAT_H, "layer by step heatmap");
+  const select = h("select", { class: "nbviz-gf-metric", attrs: { "aria-label": "Metric" } });
+  for (const m of METRICS)
+    select.append(h("option", { text: METRIC_LABELS[m], attrs: { value: m } }));
+  const hover = h("div", { class: "nbviz-gf-hover" });
+  const stepMarker = h("div", { class: "nbviz-gf-step-marker" });
+  const layerMarker = h("div", { class: "nbviz-gf-layer-marker" });
+  const legendBox = h("div", { class: "nbviz-gf-legend" });
+  const barRange = h("div", { class: "nbviz-gf-range" });
+  const el = viewRoot(
+    "gradflow",
+    h("div", { class: "nbviz-gf-title", text: "Gradient norm per layer (log)" }),
+    barRange,
+    bars.canvas,
+    h("div", { class: "nbviz-gf-head" }, h("span", { text: "Heatmap of " }), select, legendBox),
+    h("div", { class: "nbviz-dist-box" }, heat.canvas, stepMarker, layerMarker),
+    hover,
+  );
+  let current: GradientFlowData = { ...data };
+  let matrix: Matrix | null = null;
+  let matrixKey = "";
+  let layers: readonly string[] = [];
+  const image = heat.ctx ? document.createElement("canvas") : null;
+  const plotW = width - 2 * LEFT;
+
+  function layerList(): readonly string[] {
+    return current.layers ?? recordedLayers(current.source);
+  }
+
+  function drawHeat(): void {
+    const { source, metric } = current;
+    const key = `${metric}:${source.lastStep()}:${source.series.length}:${source.steps().step.length}`;
+    const list = layerList();
+    if (matrix !== null && key === matrixKey && list.length === layers.length) return;
+    layers = list;
+    matrixKey = key;
+    matrix = metricMatrix(source, metric, layers, matrix); // new steps only, when it can
+    const scale = scaleForRun(source, metric);
+    legendBox.replaceChildren(createLegend(scale));
+    select.value = metric;
+    const ctx = heat.ctx;
+    if (ctx === null || image === null) return;
+    const cols = matrix.steps.length;
+    const rows = layers.length;
+    ctx.clearRect(0, 0, width, HEAT_H);
+    if (cols === 0 || rows === 0) return;
+    image.width = cols;
+    image.height = rows;
+    const ictx = image.getContext("2d");
+    if (ictx === null) return;
+    const pixels = ictx.createImageData(cols, rows);
+    const px = pixels.data;
+    for (let i = 0; i < rows * cols; i++) {
+      scale.rgbInto(matrix.values[i] ?? Number.NaN, px, i * 4);
+      px[i * 4 + 3] = 255;
+    }
+    ictx.putImageData(pixels, 0, 0);
+    ctx.imageSmoothingEnabled = false;
+    ctx.drawImage(image, LEFT, 0, plotW, HEAT_H);
+  }
+
+  function drawBars(): void {
+    const { source, step, selected } = current;
+    const ctx = bars.ctx;
+    const scale = scaleForRun(source, "grad_norm");
+    const [d0, d1] = scale.domain;
+    barRange.textContent = `${formatValue(d0)} … ${formatValue(d1)}`;
+    if (ctx === null) return;
+    const values = source.metricAt("grad_norm", step);
+    ctx.clearRect(0, 0, width, BARS_H);
+    const n = layers.length;
+    if (n === 0) return;
+    const bw = plotW / n;
+    const { accent, bad, border: faint } = paletteOf(el);
+    const plotH = BARS_H - 4;
+    for (let i = 0; i < n; i++) {
+      const layer = layers[i] ?? "";
+      const v = values.get(layer) ?? Number.NaN;
+      const x = LEFT + i * bw;
+      if (Number.isNaN(v)) continue;
+      if (!Number.isFinite(v)) {
+        ctx.fillStyle = bad;
+        ctx.fillRect(x, 0, Math.max(bw - 1, 1), plotH);
+        continue;
+      }
+      const t = Math.max(scale.position(v), 0.01);
+      ctx.fillStyle = layer === selected ? bad : accent;
+      ctx.fillRect(x, 4 + plotH * (1 - t), Math.max(bw - (bw > 3 ? 1 : 0), 0.5), plotH * t);
+    }
+    ctx.fillStyle = faint;
+    ctx.fillRect(LEFT, BARS_H - 1, plotW, 1);
+  }
+
+  function drawMarkers(): void {
+    const m = matrix;
+    if (m === null || m.steps.length === 0) {
+      stepMarker.hidden = true;
+      layerMarker.hidden = true;
+      return;
+    }
+    const cols = m.steps.length;
+    const col = indexAtOrBefore(m.steps, current.step);
+    stepMarker.hidden = false;
+    stepMarker.style.left = `${LEFT + ((col + 0.5) / cols) * plotW}px`;
+    const row = current.selected === null ? -1 : layers.indexOf(current.selected);
+    layerMarker.hidden = row < 0;
+    if (row >= 0) layerMarker.style.top = `${((row + 0.5) / layers.length) * HEAT_H}px`;
+  }
+
+  function draw(): void {
+    drawHeat();
+    drawBars();
+    drawMarkers();
+  }
+
+  function barClick(event: MouseEvent): void {
+    const rect = bars.canvas.getBoundingClientRect();
+    const hit = cellAt(event.clientX - rect.left - LEFT, 0, plotW, 1, 1, layers.length);
+    const layer = hit === null ? undefined : layers[hit.col];
+    if (layer !== undefined) options.onSelect?.(layer);
+  }
+  function heatClick(event: MouseEvent): void {
+    const m = matrix;
+    if (m === null) return;
+    const rect = heat.canvas.getBoundingClientRect();
+    const hit = cellAt(
+      event.clientX - rect.left - LEFT,
+      event.clientY - rect.top,
+      plotW,
+      HEAT_H,
+      layers.length,
+      m.steps.length,
+    );
+    if (hit === null) return;
+    const layer = layers[hit.row];
+    const step = m.steps[hit.col];
+    if (layer !== undefined) options.onSelect?.(layer);
+    if (step !== undefined) options.onStep?.(step);
+  }
+  function barMove(event: MouseEvent): void {
+    const rect = bars.canvas.getBoundingClientRect();
+    const hit = cellAt(event.clientX - rect.left - LEFT, 0, plotW, 1, 1, layers.length);
+    const layer = hit === null ? undefined : layers[hit.col];
+    if (layer === undefined) {
+      hover.textContent = "";
+      return;
+    }
+    const v = current.source.metricAt("grad_norm", current.step).get(layer) ?? Number.NaN;
+    hover.textContent = `${layerLabel(layer)} · step ${current.step} · gradient norm ${formatValue(v)}`;
+  }
+  function heatMove(event: MouseEvent): void {
+    const m = matrix;
+    if (m === null) return;
+    const rect = heat.canvas.getBoundingClientRect();
+    const hit = cellAt(
+      event.clientX - rect.left - LEFT,
+      event.clientY - rect.top,
+      plotW,
+      HEAT_H,
+      layers.length,
+      m.steps.length,
+    );
+    if (hit === null) {
+      hover.textContent = "";
+      return;
+    }
+    const v = m.values[hit.row * m.steps.length + hit.col] ?? Number.NaN;
+    hover.textContent = `${layerLabel(layers[hit.row] ?? "")} · step ${m.steps[hit.col]} · ${formatValue(v)}`;
+  }
+  function onMetric(): void {
+    const metric = select.value as Metric;
+    current = { ...current, metric };
+    options.onMetric?.(metric);
+    draw();
+  }
+  bars.canvas.addEventListener("click", barClick);
+  bars.canvas.addEventListener("mousemove", barMove);
+  heat.canvas.addEventListener("click", heatClick);
+  heat.canvas.addEventListener("mousemove", heatMove);
+  select.addEventListener("change", onMetric);
+
+  draw();
+  return {
+    el,
+    update(next: Partial<GradientFlowData>): void {
+      current = { ...current, ...next };
+      draw();
+    },
+    destroy(): void {
+      bars.canvas.removeEventListener("click", barClick);
+      bars.canvas.removeEventListener("mousemove", barMove);
+      heat.canvas.removeEventListener("click", heatClick);
+      heat.canvas.removeEventListener("mousemove", heatMove);
+      select.removeEventListener("change", onMetric);
+      el.replaceChildren();
+    },
+  };
+}
