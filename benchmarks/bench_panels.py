@@ -71,7 +71,7 @@ def serve(folder: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
     return server, f"http://127.0.0.1:{server.server_address[1]}/index.html"
 
 
-def fmt(runs: list[dict], key: str) -> str:
+def fmt(runs: list[dict[str, float]], key: str) -> str:
     xs = [r[key] for r in runs]
     return f"median {statistics.median(xs):.1f} ms (max {max(xs):.1f})"
 
@@ -100,20 +100,28 @@ def main() -> None:
 
         uncached = [page.evaluate(f"{bench}.switchLayer({i})") for i in range(10, 40, 2)]
         assert not any(r["cached"] for r in uncached)
-        print(f"switch to a not-yet-shown layer ({len(uncached)} layers, after its histograms "
-              f"arrive): sync {fmt(uncached, 'sync')}; next frame {fmt(uncached, 'frame')}  "
-              f"[target <= 50 ms]")
+        print(
+            f"switch to a not-yet-shown layer ({len(uncached)} layers, after its histograms "
+            f"arrive): sync {fmt(uncached, 'sync')}; next frame {fmt(uncached, 'frame')}  "
+            f"[target <= 50 ms]"
+        )
         cached = [page.evaluate(f"{bench}.switchLayer({i})") for i in range(10, 40, 2)]
-        print(f"switch back to a shown layer: sync {fmt(cached, 'sync')}; next frame "
-              f"{fmt(cached, 'frame')}  [target <= 16 ms]")
+        print(
+            f"switch back to a shown layer: sync {fmt(cached, 'sync')}; next frame "
+            f"{fmt(cached, 'frame')}  [target <= 16 ms]"
+        )
 
         page.evaluate(f"{bench}.resetParts()")
         steps = [page.evaluate(f"{bench}.step({s})") for s in range(100, 900, 23)]
         parts = page.evaluate(f"{bench}.parts()")
-        print(f"one slider step (histogram panel, distribution marker, gradient bars, heatmap "
-              f"marker, {LAYERS} overlay colours): sync {fmt(steps, 'sync')}; next frame "
-              f"{fmt(steps, 'frame')}  [target <= 16 ms]")
-        print("  of which script, median: " + ", ".join(f"{k} {v:.2f} ms" for k, v in parts.items()))
+        print(
+            f"one slider step (histogram panel, distribution marker, gradient bars, heatmap "
+            f"marker, {LAYERS} overlay colours): sync {fmt(steps, 'sync')}; next frame "
+            f"{fmt(steps, 'frame')}  [target <= 16 ms]"
+        )
+        print(
+            "  of which script, median: " + ", ".join(f"{k} {v:.2f} ms" for k, v in parts.items())
+        )
 
         page.evaluate(f"{bench}.resetScrub()")
         for _ in range(STEPS - 1):
