@@ -28,6 +28,16 @@ STAT_FIELDS: Final = (
     "neginf",
 )
 
+# Columns of a recorded statistics row (live data, run files): STAT_FIELDS, then three diagnostics
+# that are NaN where they do not apply:
+#   dead: fraction of channels never positive across the batch (activations of ReLU-family modules)
+#   saturated: fraction of elements within 1% of the asymptotes (activations of tanh/sigmoid)
+#   ratio: |update| / |weight| with L2 norms (the "update" kind, per parameter)
+RECORD_FIELDS: Final = (*STAT_FIELDS, "dead", "saturated", "ratio")
+
+# What is captured per module and step.
+KINDS: Final = ("weight", "grad", "activation", "activation_grad", "update")
+
 # Keys of the `hist` trait: counts [n, HIST_BINS] float64; lo, width, sample [n] float64.
 # Bin i of tensor k covers [lo[k] + i*width[k], lo[k] + (i+1)*width[k]); sample[k] is the number of
 # elements the counts were taken from, numel when exact.

@@ -12,22 +12,14 @@ from typing import Final, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from ._protocol import STAT_FIELDS
+from ._protocol import KINDS as KINDS  # re-exported: capture and the store name them here
+from ._protocol import RECORD_FIELDS as RECORD_FIELDS
 from .stats import Histogram
 
-# What is captured per module and step.
-KINDS: Final = ("weight", "grad", "activation", "activation_grad", "update")
 # When it is captured: a NaN/Inf found in this phase is reported with it.
 PHASES: Final = ("forward", "backward", "optimizer")
 # Training steps and evaluation forwards (no_grad or eval mode) are kept apart.
 MODES: Final = ("train", "eval")
-
-# A record's statistics: the tensor statistics of the wire protocol, then three diagnostics that
-# are NaN where they do not apply:
-#   dead: fraction of channels never positive across the batch (activations of ReLU-family modules)
-#   saturated: fraction of elements within 1% of the asymptotes (activations of tanh/sigmoid)
-#   ratio: |update| / |weight| with L2 norms (the "update" kind, per parameter)
-RECORD_FIELDS: Final = (*STAT_FIELDS, "dead", "saturated", "ratio")
 
 
 @dataclass(frozen=True, order=True)

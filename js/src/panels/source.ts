@@ -6,19 +6,16 @@
 
 import { PROTOCOL } from "../protocol";
 
-/**
- * Columns of a statistics row: STAT_FIELDS then the diagnostics (nbviz/records.py RECORD_FIELDS).
- * Not in protocol.ts yet: kept here until the wire contract gains it.
- */
-export const RECORD_FIELDS = [...PROTOCOL.STAT_FIELDS, "dead", "saturated", "ratio"] as const;
+/** Columns of a statistics row: STAT_FIELDS then the diagnostics. */
+export const RECORD_FIELDS = PROTOCOL.RECORD_FIELDS;
 export type RecordField = (typeof RECORD_FIELDS)[number];
 export const NFIELDS = RECORD_FIELDS.length;
 export const FIELD_INDEX: Readonly<Record<RecordField, number>> = Object.freeze(
   Object.fromEntries(RECORD_FIELDS.map((f, i) => [f, i])) as Record<RecordField, number>,
 );
 
-/** What is captured per module and step (nbviz/records.py KINDS). */
-export const KINDS = ["weight", "grad", "activation", "activation_grad", "update"] as const;
+/** What is captured per module and step. */
+export const KINDS = PROTOCOL.KINDS;
 export type Kind = (typeof KINDS)[number];
 export type Mode = "train" | "eval";
 
