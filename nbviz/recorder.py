@@ -9,9 +9,10 @@ from typing import Any
 from torch import nn
 
 from . import capture
+from ._steps import Shifted, SkipWritten
 from .distributed import DistributedSink, active_world
 from .hierarchy import module_hierarchy
-from .records import LayerMeta
+from .records import LayerMeta, RecordSink
 from .run import Run
 from .store import Retention, RunWriter
 
@@ -55,6 +56,9 @@ class Recorder(capture.Recorder):
     `nbviz.distributed`); `sharded_params` says the parameters are sharded (FSDP), not replicated
     (DDP); `per_rank` also keeps each rank's own series (mode ``"train@rank1"``, ...).
     A DDP or torch.compile wrapper is watched through the model inside it.
+
+    `start_step` numbers the first step recorded (e.g. a trainer's global step when training
+    resumes from a checkpoint); steps the run file already holds are then not written again.
     """
 
     def __init__(
@@ -65,6 +69,7 @@ class Recorder(capture.Recorder):
         retention: Retention | None = None,
         sharded_params: bool = False,
         per_rank: bool = True,
+        start_step: int | None = None,
         **options: Any,
     ) -> None:
         if not isinstance(model, nn.Module):
@@ -79,19 +84,27 @@ class Recorder(capture.Recorder):
             self.writer = RunWriter(
                 path, layers=layer_metas(model), meta=meta, retention=retention or Retention()
             )
-        sink: RunWriter | DistributedSink | None = self.writer
+        # capture -> Shifted -> DistributedSink -> SkipWritten -> RunWriter, each when needed.
+        out: RecordSink | None = self.writer
+        if self.writer is not None and start_step is not None:
+            out = SkipWritten(self.writer, self.writer.last_step)
+        self._distributed: DistributedSink | None = None
         try:
             if world is not None:
-                sink = DistributedSink(
-                    self.writer, sharded_params=sharded_params, per_rank=per_rank
+                out = self._distributed = DistributedSink(
+                    out, sharded_params=sharded_params, per_rank=per_rank
                 )
-            assert sink is not None
-            super().__init__(model, sink, **options)
+            assert out is not None
+            if start_step:
+                out = Shifted(out, start_step)
+            self.sink: RecordSink = out
+            """Where the records of this recorder go: more can be added here (same step numbers
+            as `step_count`), e.g. gradients taken at a trainer's own hook."""
+            super().__init__(model, out, **options)
         except BaseException:
             if self.writer is not None:
                 self.writer.close()
             raise
-        self._sink = sink
         self._run: Run | None = None
 
     @property
@@ -120,8 +133,8 @@ class Recorder(capture.Recorder):
         try:
             super().close()
         finally:
-            if isinstance(self._sink, DistributedSink):
-                self._sink.close()
+            if self._distributed is not None:
+                self._distributed.close()
             if self.writer is not None:
                 self.writer.close()
 
