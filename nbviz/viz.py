@@ -10,7 +10,7 @@ import torch
 
 from .hierarchy import module_hierarchy
 from .probe import output_shapes
-from .recorder import Recorder, watch
+from .recorder import Recorder, unwrap, watch
 from .widgets import HistogramView, LayerPicker, StepSlider, StructureView, VizState
 
 
@@ -79,6 +79,7 @@ def show(
     """
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"nbviz.show expects a torch.nn.Module, not {type(model).__name__}")
+    model = unwrap(model)  # torch.compile and DDP wrappers: names without _orig_mod./module.
     if forward_kwargs is not None and example_input is None:
         raise TypeError("forward_kwargs needs an example_input to go with it")
     outputs = {} if example_input is None else output_shapes(model, example_input, forward_kwargs)
