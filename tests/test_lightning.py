@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -176,3 +179,37 @@ def test_resume_from_a_checkpoint_continues_steps_without_duplicates(tmp_path: P
     after = run.stats("net.0", "weight", "weight")
     assert after.step_lo.tolist() == list(range(6))
     np.testing.assert_array_equal(after.values["mean"][:4], before.values["mean"])  # kept
+
+
+def test_ddp_on_two_processes_writes_one_merged_run(tmp_path: Path) -> None:
+    """strategy="ddp", devices=2: Lightning starts rank 1 by running the script again."""
+    root = Path(__file__).resolve().parents[1]
+    script = root / "tests" / "lightning_ddp_script.py"
+    path = tmp_path / "ddp.nbviz"
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    done = subprocess.run(
+        [sys.executable, str(script), str(path), str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    run = nbviz.open(path)
+    assert run.steps.tolist() == [0, 1, 2]
+    assert run.meta["world_size"] == "2"
+    # Step 0: rank r's first batch holds samples r, r + 2, ..., so the two ranks together saw
+    # the first 8 samples, through the initial first layer.
+    sys.path.insert(0, str(root / "tests"))
+    import lightning_ddp_script as s
+
+    x = s.data().tensors[0][: 2 * s.BATCH]
+    hidden = s.Module().net[0](x).detach().double().numpy()
+    merged = run.stats("net.0", "activation")
+    assert merged.values["numel"][0] == hidden.size
+    for name, value in {"min": hidden.min(), "max": hidden.max(), "mean": hidden.mean()}.items():
+        assert merged.values[name][0] == pytest.approx(value, rel=1e-6), name
+    assert merged.values["std"][0] == pytest.approx(hidden.std(), rel=1e-6)
+    assert (
+        run.stats("net.0", "activation", mode="train@rank1").values["numel"][0] == hidden.size / 2
+    )
