@@ -127,7 +127,8 @@ class DistributedSink:
         if self.sink is None or merged is None:
             return
         rows, ranks_eval = merged
-        self.sink.add(rows)
+        if rows:
+            self.sink.add(rows)
         for record in rows:
             self._check_finite(record)
         if ranks_eval >= 0:
@@ -150,6 +151,8 @@ class DistributedSink:
         )
         headers = self._gather(header).numpy()
         same = bool((headers[:, 1] == headers[0, 1]).all())
+        if not headers[:, 0].any():  # a step between captured ones: nothing more to exchange
+            return None if self.sink is None else ([], int(headers[:, 2].max()))
         tables = [keys.keys] * self.world_size if same else self._gather_keys(keys, headers)
         rows = np.zeros((int(headers[:, 0].max()), ROW + 1))  # a row, then the step
         for i, record in enumerate(records):

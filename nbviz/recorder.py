@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +88,15 @@ class Recorder(capture.Recorder):
         # capture -> Shifted -> DistributedSink -> SkipWritten -> RunWriter, each when needed.
         out: RecordSink | None = self.writer
         if self.writer is not None and start_step is not None:
-            out = SkipWritten(self.writer, self.writer.last_step)
+            last = self.writer.last_step
+            if last is not None and start_step <= last:
+                warnings.warn(
+                    f"nbviz: {self._path or 'the run'} already holds steps {start_step}-{last}: "
+                    f"recording continues from step {last + 1}",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+            out = SkipWritten(self.writer, last)
         self._distributed: DistributedSink | None = None
         try:
             if world is not None:

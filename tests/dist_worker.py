@@ -48,12 +48,13 @@ def main(path: str, steps: int, die_at: int) -> None:
     opt = torch.optim.SGD(ddp.parameters(), lr=LR)
     x, y = make_data(world, steps)
     xs, ys = shard(x, rank), shard(y, rank)
-    options = dict(every=1, histograms_every=1, activations_every=1, updates_every=1)
+    # Every other step: step 1 records nothing, and its exchange is the header alone.
+    options = dict(every=2, histograms_every=2, activations_every=2, updates_every=2)
     with nbviz.watch(ddp, path, histogram_sample=None, **options):
         for step in range(steps):
             if step == die_at and rank == 1:
                 os._exit(3)  # a rank that dies mid-training, without cleaning up
-            if step == 1 and rank == 0:  # validation on rank 0 alone: no collective may wait
+            if step == 2 and rank == 0:  # validation on rank 0 alone: no collective may wait
                 ddp.eval()
                 with torch.no_grad():
                     model(xs[step])

@@ -168,7 +168,8 @@ def test_resume_from_a_checkpoint_continues_steps_without_duplicates(tmp_path: P
     trainer.save_checkpoint(ckpt)
     assert first.global_step == 4
     before = nbviz.open(path).stats("net.0", "weight", "weight")
-    resumed = _fit(tmp_path, NbvizCallback(path, **EVERY), ckpt=str(ckpt), max_steps=6)
+    with pytest.warns(RuntimeWarning, match="already holds steps 2-3"):
+        resumed = _fit(tmp_path, NbvizCallback(path, **EVERY), ckpt=str(ckpt), max_steps=6)
     assert resumed.global_step == 6
     run = nbviz.open(path)
     assert run.steps.tolist() == list(range(6))
