@@ -102,6 +102,10 @@ class DistributedSink:
         self._reported: set[SeriesKey] = set()  # series with an anomaly already written
         self._keys = _Keys()
         self.closed = False
+        # NCCL moves only CUDA tensors; gloo (and others) host ones. The rows are small: the
+        # copies cost less than the collective.
+        nccl = "nccl" in str(dist.get_backend(group)).lower()
+        self._device = torch.device("cuda", torch.cuda.current_device()) if nccl else None
 
     # RecordSink
 
@@ -165,9 +169,12 @@ class DistributedSink:
         return self._merge(tables, gathered), int(eval_steps.max())
 
     def _gather(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Every rank's `tensor`, stacked, on the host."""
+        if self._device is not None:
+            tensor = tensor.to(self._device)
         out = [torch.empty_like(tensor) for _ in range(self.world_size)]
         dist.all_gather(out, tensor.contiguous(), group=self.group)
-        return torch.stack(out)
+        return torch.stack(out).cpu()
 
     def _key_table(self, records: list[StatRecord]) -> _Keys:
         keys = [(r.key, r.dtype) for r in records]
