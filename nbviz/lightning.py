@@ -33,6 +33,7 @@ from ._protocol import STAT_FIELDS
 from ._selection import Param, select_modules, watched_params
 from .recorder import Recorder, unwrap
 from .records import KINDS, RECORD_FIELDS, Anomaly, SeriesKey, StatRecord
+from .run import Run
 from .stats import Histogram, summarize_batch
 
 try:
@@ -70,7 +71,7 @@ class NbvizCallback(Callback):
         self._reported: set[SeriesKey] = set()
 
     @property
-    def run(self) -> Any:
+    def run(self) -> Run:
         """The run recorded so far (an `nbviz.Run`), on rank 0."""
         if self.recorder is None:
             raise RuntimeError("nothing recorded yet: the run starts with trainer.fit")
@@ -80,7 +81,8 @@ class NbvizCallback(Callback):
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._close()
-        kinds = frozenset(self.options.get("kinds") or KINDS)
+        chosen = self.options.get("kinds") or KINDS
+        kinds = frozenset([chosen] if isinstance(chosen, str) else chosen)
         self._grads = "grad" in kinds
         options = {**self.options, "kinds": sorted(kinds - {"grad"})}
         self.recorder = Recorder(pl_module, self.path, start_step=trainer.global_step, **options)
