@@ -1,7 +1,7 @@
 """One rank of a DDP training recorded with nbviz.watch; launched as torchrun would.
 
 Run as a script with MASTER_ADDR, MASTER_PORT, RANK and WORLD_SIZE set, and argv: the run path,
-the number of steps, and the step at which rank 1 dies (-1: never). Shared with
+the number of steps, the step at which a rank dies (-1: never) and which rank. Shared with
 tests/test_distributed.py, which builds the same model and data for its reference.
 """
 
@@ -39,7 +39,7 @@ def shard(t: torch.Tensor, rank: int) -> torch.Tensor:
     return t[:, rank * BATCH : (rank + 1) * BATCH]
 
 
-def main(path: str, steps: int, die_at: int) -> None:
+def main(path: str, steps: int, die_at: int, dying: int) -> None:
     torch.set_num_threads(1)
     dist.init_process_group("gloo", timeout=timedelta(seconds=30))
     rank, world = dist.get_rank(), dist.get_world_size()
@@ -52,7 +52,7 @@ def main(path: str, steps: int, die_at: int) -> None:
     options = dict(every=2, histograms_every=2, activations_every=2, updates_every=2)
     with nbviz.watch(ddp, path, histogram_sample=None, **options):
         for step in range(steps):
-            if step == die_at and rank == 1:
+            if step == die_at and rank == dying:
                 os._exit(3)  # a rank that dies mid-training, without cleaning up
             if step == 2 and rank == 0:  # validation on rank 0 alone: no collective may wait
                 ddp.eval()
@@ -67,4 +67,4 @@ def main(path: str, steps: int, die_at: int) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))
+    main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))

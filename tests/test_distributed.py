@@ -39,7 +39,7 @@ def _free_port() -> int:
         return port
 
 
-def _launch(path: Path, die_at: int = -1) -> list[subprocess.CompletedProcess[str]]:
+def _launch(path: Path, die_at: int = -1, dying: int = 1) -> list[subprocess.CompletedProcess[str]]:
     """WORLD ranks as torchrun starts them: one process each, rendezvous through env vars."""
     port = _free_port()
     procs = []
@@ -53,7 +53,14 @@ def _launch(path: Path, die_at: int = -1) -> list[subprocess.CompletedProcess[st
             "WORLD_SIZE": str(WORLD),
             "PYTHONPATH": str(ROOT),
         }
-        args = [sys.executable, str(Path(w.__file__)), str(path), str(STEPS), str(die_at)]
+        args = [
+            sys.executable,
+            str(Path(w.__file__)),
+            str(path),
+            str(STEPS),
+            str(die_at),
+            str(dying),
+        ]
         procs.append(
             subprocess.Popen(
                 args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -165,18 +172,28 @@ def test_eval_on_one_rank_is_recorded_without_a_collective(merged_run: nbviz.Run
     assert ev.values["numel"][0] == w.BATCH * 16
 
 
-def test_a_rank_that_dies_leaves_a_readable_run_of_whole_steps(tmp_path: Path) -> None:
+@pytest.mark.parametrize("dying", [1, 0])
+def test_a_rank_that_dies_leaves_a_readable_run_of_whole_steps(tmp_path: Path, dying: int) -> None:
+    """Rank 1 (a sender) or rank 0 (the writer) exits at step 2, as after kill -9."""
     path = tmp_path / "died.nbviz"
-    results = _launch(path, die_at=2)
-    assert results[1].returncode == 3
-    assert results[0].returncode != 0  # rank 0 learns of it from the collective that failed
+    results = _launch(path, die_at=2, dying=dying)
+    assert results[dying].returncode == 3
+    assert results[1 - dying].returncode != 0  # the other learns of it from a failed collective
     run = nbviz.open(path)
-    assert run.steps.tolist() == [0, 1]
-    ref = _reference()
-    # Step 0's series, whole and merged over both ranks.
-    _check(run.stats("0", "activation"), 0, np.concatenate(ref[0]["0"]))
-    _check(run.stats("", "activation"), 0, np.concatenate(ref[0][""]))
-    assert run.stats("0", "weight", "weight").step_lo.tolist() == [0]
+    # Rank 0 commits each merged step in one transaction: a prefix of the steps, each whole.
+    steps = run.steps.tolist()
+    if dying == 1:  # rank 0 wrote everything before the failed exchange, then closed the run
+        assert steps == [0, 1]
+        assert run.complete
+    else:  # the writer died with the process: what it had committed, not marked complete
+        assert steps == [0, 1][: len(steps)]
+        assert not run.complete
+    if 0 in steps:
+        ref = _reference()
+        _check(run.stats("0", "activation"), 0, np.concatenate(ref[0]["0"]))
+        _check(run.stats("", "activation"), 0, np.concatenate(ref[0][""]))
+        for key in run.series():
+            assert run.stats(key.layer, key.kind, key.tensor, call=key.call).step_lo.tolist() == [0]
 
 
 def _record(values: NDArray[np.float64], hist: bool = True) -> StatRecord:
