@@ -31,6 +31,8 @@ def make_data(world_size: int, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(1)
     x = torch.randn(steps, world_size * BATCH, 8, generator=g)
     x[:, :, 0] = 0.0  # exact zeros, counted
+    if steps > 2:
+        x[2, BATCH + 1, 3] = float("nan")  # rank 1, step 2: a NaN row, for the anomaly report
     y = torch.randn(steps, world_size * BATCH, 4, generator=g)
     return x, y
 

@@ -105,9 +105,12 @@ def _reference() -> list[dict[str, list[NDArray[np.float64]]]]:
     return out
 
 
-def _numpy_stats(a: NDArray[np.float64]) -> dict[str, float]:
+def _numpy_stats(values: NDArray[np.float64]) -> dict[str, float]:
+    """As nbviz defines them: NaN counted, the rest over the finite values."""
+    a = values[np.isfinite(values)]
     return {
-        "numel": a.size,
+        "numel": values.size,
+        "nan": float(np.isnan(values).sum()),
         "min": a.min(),
         "max": a.max(),
         "mean": a.mean(),
@@ -143,9 +146,11 @@ def test_merged_statistics_equal_one_process_over_all_ranks_data(merged_run: nbv
             for rank in range(WORLD):  # each rank's own series, for a look at one rank
                 own = run.stats(layer, "activation", mode=rank_mode("train", rank))
                 _check(own, step, ref[step][layer][rank])
-        # DDP's gradients and weights are the same on every rank: written once, not merged.
-        _check(run.stats("0", "grad", "weight"), step, ref[step]["grad"][0])
-        _check(run.stats("0", "weight", "weight"), step, ref[step]["weight"][0])
+    # DDP's gradients and weights are the same on every rank: written once, not merged. (Step 2's
+    # are all NaN: rank 1's NaN input reached every rank through DDP's all-reduce.)
+    _check(run.stats("0", "grad", "weight"), 0, ref[0]["grad"][0])
+    _check(run.stats("0", "weight", "weight"), 0, ref[0]["weight"][0])
+    assert run.stats("0", "grad", "weight").values["nan"][1] == 8 * 16
     assert not run.series(kind="grad", mode="train@rank1")
 
 
@@ -156,10 +161,22 @@ def test_merged_histograms_count_every_rank_on_the_one_process_grid(merged_run: 
         both = np.concatenate(ref[step]["0"])
         single = histogram(torch.from_numpy(both), exact=True)  # one process, every value
         assert (hists.lo[i], hists.width[i]) == (single.lo, single.width)
-        bins = np.floor((both.ravel() - single.lo) / single.width).astype(int)
+        finite = both[np.isfinite(both)]  # NaN is counted apart, never binned
+        bins = np.floor((finite - single.lo) / single.width).astype(int)
         expected = np.bincount(bins, minlength=64)  # numpy, on that grid
         np.testing.assert_array_equal(hists.counts[i], expected)
         assert hists.sample[i] == both.size
+
+
+def test_a_nan_on_one_rank_is_reported_once_merged(merged_run: nbviz.Run) -> None:
+    first = merged_run.first_anomaly
+    assert first is not None
+    assert (first.step, first.phase, first.key) == (2, "forward", SeriesKey("0", "activation", ""))
+    assert first.nan == 16  # one sample's row of the first layer's output
+    assert "over 2 ranks" in first.detail
+    own = merged_run.stats("0", "activation", mode=rank_mode("train", 1))
+    assert own.values["nan"].tolist() == [0, 16]
+    assert merged_run.stats("0", "activation", mode=rank_mode("train", 0)).values["nan"].sum() == 0
 
 
 def test_eval_on_one_rank_is_recorded_without_a_collective(merged_run: nbviz.Run) -> None:
