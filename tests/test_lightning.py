@@ -214,3 +214,13 @@ def test_ddp_on_two_processes_writes_one_merged_run(tmp_path: Path) -> None:
     assert (
         run.stats("net.0", "activation", mode="train@rank1").values["numel"][0] == hidden.size / 2
     )
+
+
+def test_bf16_mixed_precision_records_bf16_activations(tmp_path: Path) -> None:
+    callback = NbvizCallback(None, **EVERY)
+    _fit(tmp_path, callback, max_steps=2, precision="bf16-mixed")
+    run = callback.run
+    assert run.steps.tolist() == [0, 1]
+    assert run.stats("net.0", "activation").dtype == "bfloat16"  # autocast inside the Trainer
+    assert run.stats("net.0", "grad", "weight").dtype == "float32"
+    assert run.stats("net.0", "weight", "weight").dtype == "float32"
