@@ -87,18 +87,11 @@ class Recorder(capture.Recorder):
             )
         # capture -> Shifted -> DistributedSink -> SkipWritten -> RunWriter, each when needed.
         out: RecordSink | None = self.writer
-        if self.writer is not None and start_step is not None:
-            last = self.writer.last_step
-            if last is not None and start_step <= last:
-                warnings.warn(
-                    f"nbviz: {self._path or 'the run'} already holds steps {start_step}-{last}: "
-                    f"recording continues from step {last + 1}",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
-            out = SkipWritten(self.writer, last)
         self._distributed: DistributedSink | None = None
         try:
+            if self.writer is not None and start_step is not None:
+                out = SkipWritten(self.writer, self.writer.last_step)
+                _warn_if_written(self._path, start_step, self.writer.last_step)
             if world is not None:
                 out = self._distributed = DistributedSink(
                     out, sharded_params=sharded_params, per_rank=per_rank
@@ -154,6 +147,16 @@ class Recorder(capture.Recorder):
 
     def __enter__(self) -> Recorder:  # the base's __exit__ calls this class's close()
         return self
+
+
+def _warn_if_written(path: Path | None, start: int, last: int | None) -> None:
+    if last is not None and start <= last:
+        warnings.warn(
+            f"nbviz: {path or 'the run'} already holds steps {start}-{last}: "
+            f"recording continues from step {last + 1}",
+            RuntimeWarning,
+            stacklevel=4,
+        )
 
 
 def watch(model: nn.Module, path: str | os.PathLike[str] | None = None, **options: Any) -> Recorder:
