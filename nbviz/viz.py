@@ -12,7 +12,7 @@ import torch
 from .dataflow import autograd_svg, trace_call
 from .hierarchy import module_hierarchy
 from .probe import collecting_output_shapes, forward_args, model_preserved, tensor_leaves
-from .recorder import Recorder, watch
+from .recorder import Recorder, unwrap, watch
 from .widgets import HistogramView, LayerPicker, StepSlider, StructureView, VizState
 
 
@@ -83,6 +83,7 @@ def show(
     """
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"nbviz.show expects a torch.nn.Module, not {type(model).__name__}")
+    model = unwrap(model)  # torch.compile and DDP wrappers: names without _orig_mod./module.
     if forward_kwargs is not None and example_input is None:
         raise TypeError("forward_kwargs needs an example_input to go with it")
     state = VizState(module_hierarchy(model))
