@@ -63,6 +63,7 @@ from torch.optim.optimizer import (
 from torch.utils.hooks import RemovableHandle
 
 from ._outputs import DIAGNOSTICS, RATIO, diagnostic, output_tensors
+from ._pause import capture_paused
 from ._selection import (
     Param,
     check_kinds,
@@ -401,7 +402,7 @@ class _Capture:
     # Forward passes.
 
     def _before_forward(self, module: nn.Module, args: Any) -> None:
-        if self.closed:
+        if self.closed or capture_paused():  # nbviz's own forward (a trace): not the user's
             return
         if not self._stack:
             self._start_pass(module)
@@ -416,7 +417,7 @@ class _Capture:
 
     def _after_forward(self, module: nn.Module, args: Any, output: Any) -> None:
         # always_call: runs even when the forward raised (output None), so the stack unwinds.
-        if self.closed:
+        if self.closed or capture_paused():
             return
         frame = self._pop(module)
         current = self._pass

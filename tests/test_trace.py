@@ -531,3 +531,16 @@ def test_autograd_svg_needs_a_graph() -> None:
         out = model(torch.randn(4, 3))
     with pytest.raises(ValueError, match="gradients enabled"):
         autograd_svg(out, model)
+
+
+def test_tracing_a_watched_model_records_nothing_and_draws_no_nbviz_op() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    x = torch.randn(3, 4)
+    alone = nbviz.trace(model, x).to_text()
+    with nbviz.watch(model, every=1, activations_every=1, histograms_every=1) as recorder:
+        watched = nbviz.trace(model, x).to_text()
+        recorder.flush()
+        assert recorder.run.steps.size == 0
+        assert recorder.run.series() == []
+    assert watched == alone

@@ -28,6 +28,7 @@ from torch.nn.parameter import is_lazy
 from torch.overrides import TorchFunctionMode
 from torch.utils.weak import WeakIdKeyDictionary
 
+from .._pause import pausing_capture
 from ..probe import model_preserved
 from .graph import Edge, Graph, GraphWarning, Node, NodeKind, WarningKind
 from .modules import (
@@ -449,8 +450,9 @@ def _eager(index: ModuleIndex) -> Iterator[None]:
 
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
-    """Warnings about the trace's own setup, not about the user's model."""
-    with warnings.catch_warnings():
+    """Silences warnings about the trace's own setup (not about the user's model), and
+    recorders watching the model."""
+    with warnings.catch_warnings(), pausing_capture():  # recorders must not record the trace
         # checkpoint() under no_grad: true, and irrelevant to a structure trace.
         warnings.filterwarnings("ignore", message="None of the inputs have requires_grad")
         # torch.compile's wrapper sees our global hooks twice; the wrapper is skipped.
