@@ -104,3 +104,49 @@ export function boxText(index: GraphIndex, box: Box): BoxText {
     tooltip: tip.filter((x) => x !== "").join("\n"),
   };
 }
+
+/** Widest box, and the text widths used to size boxes without measuring the DOM. */
+export const BOX_MAX_WIDTH = 280;
+const TITLE_CHAR = 7.2;
+const TEXT_CHAR = 6.4;
+const BOX_PAD_X = 10;
+export const LINE_HEIGHT = 14;
+
+/** `text` cut to `max` characters with an ellipsis. */
+export function clip(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, Math.max(1, max - 1))}…`;
+}
+
+export const maxTitleChars = Math.floor((BOX_MAX_WIDTH - 2 * BOX_PAD_X - 16) / TITLE_CHAR);
+export const maxTextChars = Math.floor((BOX_MAX_WIDTH - 2 * BOX_PAD_X) / TEXT_CHAR);
+
+/** The lines a box shows, already clipped. */
+export function boxLines(text: BoxText): { cls: string; text: string }[] {
+  const lines = [{ cls: "nbviz-box-title", text: clip(text.title, maxTitleChars) }];
+  if (text.subtitle !== "")
+    lines.push({ cls: "nbviz-box-sub", text: clip(text.subtitle, maxTextChars) });
+  if (text.detail !== "")
+    lines.push({ cls: "nbviz-box-detail", text: clip(text.detail, maxTextChars) });
+  return lines;
+}
+
+/** Size of a box from its text (a toggle adds room on the right). */
+export function measureBox(text: BoxText, toggle: boolean): { w: number; h: number } {
+  const lines = boxLines(text);
+  let w = 0;
+  for (const [i, line] of lines.entries()) {
+    w = Math.max(
+      w,
+      line.text.length * (i === 0 ? TITLE_CHAR : TEXT_CHAR) + (i === 0 && toggle ? 16 : 0),
+    );
+  }
+  return {
+    w: Math.round(Math.min(BOX_MAX_WIDTH, Math.max(56, w + 2 * BOX_PAD_X))),
+    h: 8 + lines.length * LINE_HEIGHT,
+  };
+}
+
+/** Label width for an edge label's text (11px text). */
+export function labelWidth(text: string): number {
+  return text === "" ? 0 : Math.round(text.length * 5.6 + 4);
+}

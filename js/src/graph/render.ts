@@ -1,0 +1,420 @@
+/**
+ * The structure diagram: a dataflow graph drawn as nested boxes in SVG, with expand/collapse,
+ * fold/unfold, search, neighbour highlight, selection, zoom, pan and fit. Layout runs in a
+ * worker (layout.ts); everything sits under one `<g transform>`, so pan and zoom change one
+ * attribute per animation frame.
+ *
+ * Hooks: `.nbviz.nbviz-graph`; `svg .nbviz-viewport`; boxes `.nbviz-box[data-box]` with
+ * `.is-selected`, `.is-highlighted`, `.is-neighbour`; `svg.is-far` when zoomed out (no text).
+ */
+
+import { s, viewRoot } from "../draw/dom";
+import { DrawCache, drawLevel } from "./draw";
+import { boxText, edgeLabel, labelWidth, measureBox } from "./labels";
+import { createLayoutEngine, type FullLayout, type LayoutEngine, Layouter } from "./layout";
+import type { LayoutCompute } from "./layout-types";
+import {
+  ancestors,
+  type GraphIndex,
+  indexGraph,
+  isGroup,
+  ROOT,
+  ROOT_BOX,
+  type VisibleGraph,
+  visibleGraph,
+} from "./model";
+import { findModule, neighbours, type SearchResult, search } from "./query";
+import type { WireGraph } from "./wire";
+
+export interface GraphViewData {
+  graph: WireGraph;
+  /** Qualified name of the selected module, or null. */
+  selected: string | null;
+}
+
+export interface GraphViewOptions {
+  onSelect?: (name: string) => void;
+  /** The layout engine; default: the bundled worker, else `fallback`. */
+  engine?: LayoutEngine;
+  /** In-process layout for environments without the bundled worker (vitest). */
+  fallback?: LayoutCompute;
+  /** Search matches revealed (groups expanded, folds unfolded) up to this many. */
+  revealLimit?: number;
+}
+
+export interface Transform {
+  k: number;
+  x: number;
+  y: number;
+}
+
+export interface GraphView {
+  el: HTMLDivElement;
+  readonly index: GraphIndex;
+  update(next: Partial<GraphViewData>): void;
+  /** Resolves when the latest state is laid out and drawn. */
+  idle(): Promise<void>;
+  setExpanded(group: number, open: boolean): Promise<void>;
+  setUnfolded(key: string, unfolded: boolean): Promise<void>;
+  expandAll(): Promise<void>;
+  collapseAll(): Promise<void>;
+  /** Highlights the matches (revealing them when few) and returns them. */
+  search(query: string): Promise<SearchResult>;
+  /** Highlights the boxes showing these node ids (empty: clear). */
+  highlight(ids: readonly number[]): void;
+  /** Shows the selection of a module chosen elsewhere (revealing it); null clears. */
+  select(name: string | null): Promise<void>;
+  fit(): void;
+  getTransform(): Transform;
+  setTransform(t: Transform): void;
+  destroy(): void;
+}
+
+let markerCount = 0;
+const FAR = 0.45;
+
+/** Default expansion: nothing, unless the top level is one module wrapping everything. */
+function defaultExpanded(index: GraphIndex): Set<number> {
+  const top = index.children.get(ROOT) ?? [];
+  const groups = top.filter((id) => index.nodes[id]?.kind === "module");
+  const only = groups[0];
+  return groups.length === 1 && only !== undefined && isGroup(index, only)
+    ? new Set([only])
+    : new Set();
+}
+
+export function createGraphView(data: GraphViewData, options: GraphViewOptions = {}): GraphView {
+  const engine = options.engine ?? createLayoutEngine(options.fallback);
+  const ownsEngine = options.engine === undefined;
+  const marker = `nbviz-arrow-${++markerCount}`;
+  const viewport = s("g", { class: "nbviz-viewport" });
+  const svg = s(
+    "svg",
+    { class: "nbviz-graph-svg", attrs: { role: "img", "aria-label": "Model structure" } },
+    s(
+      "defs",
+      {},
+      s(
+        "marker",
+        {
+          attrs: {
+            id: marker,
+            viewBox: "0 0 10 10",
+            refX: 9,
+            refY: 5,
+            markerWidth: 7,
+            markerHeight: 7,
+            orient: "auto-start-reverse",
+          },
+        },
+        s("path", { class: "nbviz-arrow", attrs: { d: "M0 0L10 5L0 10z" } }),
+      ),
+    ),
+    viewport,
+  );
+  const status = s("text", { class: "nbviz-graph-status", attrs: { x: 8, y: 18 } });
+  svg.append(status);
+  const el = viewRoot("graph", svg);
+
+  let current: GraphViewData = { ...data };
+  let index = indexGraph(current.graph);
+  let expanded = defaultExpanded(index);
+  let unfolded = new Set<string>();
+  let vg: VisibleGraph = visibleGraph(index, expanded, unfolded);
+  let layout: FullLayout | null = null;
+  let cache = new DrawCache();
+  let boxEls = new Map<string, SVGGElement>();
+  let highlighted: readonly number[] = [];
+  let neighbourIds: readonly number[] = [];
+  let transform: Transform = { k: 1, x: 0, y: 0 };
+  let fitted = false;
+  let frame = 0;
+  let pending: Promise<void> = Promise.resolve();
+  let destroyed = false;
+
+  const layouter = (): Layouter =>
+    new Layouter(engine, {
+      measure(id) {
+        const box = vg.boxes.get(id);
+        if (box === undefined) return { w: 60, h: 30 };
+        return measureBox(boxText(index, box), box.kind === "group");
+      },
+      labelWidth: (e) => labelWidth(edgeLabel(e.shape, e.dtype, e.count)),
+    });
+  let lay = layouter();
+
+  function schedule(): void {
+    if (frame !== 0 || destroyed) return;
+    const raf = typeof requestAnimationFrame === "function" ? requestAnimationFrame : null;
+    const apply = (): void => {
+      frame = 0;
+      viewport.setAttribute(
+        "transform",
+        `translate(${transform.x.toFixed(1)},${transform.y.toFixed(1)}) scale(${transform.k.toFixed(4)})`,
+      );
+      svg.classList.toggle("is-far", transform.k < FAR);
+    };
+    if (raf) frame = raf(apply);
+    else apply();
+  }
+
+  function viewSize(): { w: number; h: number } {
+    const rect = svg.getBoundingClientRect();
+    return { w: rect.width || 800, h: rect.height || 480 };
+  }
+
+  function fitToView(): void {
+    const root = layout?.levels.get(ROOT_BOX)?.result;
+    if (!root) return;
+    const { w, h } = viewSize();
+    const k = Math.min(
+      1.5,
+      (0.95 * w) / Math.max(1, root.width),
+      (0.95 * h) / Math.max(1, root.height),
+    );
+    transform = { k, x: (w - root.width * k) / 2, y: (h - root.height * k) / 2 };
+    schedule();
+  }
+
+  function applyMarks(): void {
+    const mark = (ids: readonly number[], cls: string): void => {
+      for (const el of svg.querySelectorAll(`.${cls}`)) el.classList.remove(cls);
+      for (const id of ids) {
+        const box = vg.boxOf[id];
+        if (box !== undefined) boxEls.get(box)?.classList.add(cls);
+      }
+    };
+    mark(highlighted, "is-highlighted");
+    mark(neighbourIds, "is-neighbour");
+    const sel = current.selected === null ? -1 : findModule(index, current.selected);
+    mark(sel >= 0 ? [sel] : [], "is-selected");
+  }
+
+  function draw(next: FullLayout): void {
+    layout = next;
+    cache.drawn = 0;
+    const root = drawLevel(index, vg, next, ROOT_BOX, cache, marker);
+    for (const id of cache.levels.keys()) if (!next.levels.has(id)) cache.levels.delete(id);
+    if (viewport.firstChild !== root.el || viewport.childNodes.length !== 1) {
+      viewport.replaceChildren(root.el);
+    }
+    boxEls = new Map();
+    for (const b of viewport.querySelectorAll<SVGGElement>("[data-box]")) {
+      boxEls.set(b.getAttribute("data-box") ?? "", b);
+    }
+    applyMarks();
+    status.textContent = "";
+    if (!fitted) {
+      fitted = true;
+      fitToView();
+    }
+  }
+
+  /** Recomputes the visible graph and lays it out; stale layouts are dropped. */
+  function refresh(): Promise<void> {
+    vg = visibleGraph(index, expanded, unfolded);
+    const mine = vg;
+    status.textContent = layout === null ? "Laying out…" : "";
+    const run = lay.layout(mine).then(
+      (next) => {
+        if (next !== null && mine === vg && !destroyed) draw(next);
+      },
+      (error: unknown) => {
+        status.textContent = `Layout failed: ${String(error)}`;
+      },
+    );
+    pending = run;
+    return run;
+  }
+
+  function reveal(ids: readonly number[]): boolean {
+    let changed = false;
+    for (const id of ids) {
+      for (const a of [id, ...ancestors(index, id)]) {
+        if (a !== id && !expanded.has(a)) {
+          expanded.add(a);
+          changed = true;
+        }
+        const fold = index.foldOf.get(a);
+        if (fold !== undefined && !unfolded.has(fold.key)) {
+          unfolded.add(fold.key);
+          changed = true;
+        }
+      }
+    }
+    return changed;
+  }
+
+  function centerOn(boxId: string): void {
+    const el = boxEls.get(boxId);
+    if (!el || typeof el.getBBox !== "function" || typeof viewport.getCTM !== "function") return;
+    const r = el.getBoundingClientRect();
+    const v = svg.getBoundingClientRect();
+    if (
+      r.width === 0 ||
+      (r.left >= v.left && r.right <= v.right && r.top >= v.top && r.bottom <= v.bottom)
+    ) {
+      return;
+    }
+    transform = {
+      ...transform,
+      x: transform.x + (v.left + v.width / 2 - (r.left + r.width / 2)),
+      y: transform.y + (v.top + v.height / 2 - (r.top + r.height / 2)),
+    };
+    schedule();
+  }
+
+  async function select(name: string | null): Promise<void> {
+    current = { ...current, selected: name };
+    const id = name === null ? -1 : findModule(index, name);
+    if (id >= 0 && reveal([id])) await refresh();
+    applyMarks();
+    const box = id >= 0 ? vg.boxOf[id] : undefined;
+    if (box !== undefined) centerOn(box);
+  }
+
+  // Interaction: click (toggle, unfold, select), wheel zoom, drag pan.
+  let drag: { x: number; y: number; tx: number; ty: number; moved: boolean } | null = null;
+  svg.addEventListener("pointerdown", (event) => {
+    if (event.button !== 0) return;
+    drag = { x: event.clientX, y: event.clientY, tx: transform.x, ty: transform.y, moved: false };
+  });
+  svg.addEventListener("pointermove", (event) => {
+    if (drag === null) return;
+    const dx = event.clientX - drag.x;
+    const dy = event.clientY - drag.y;
+    if (!drag.moved && Math.abs(dx) + Math.abs(dy) < 4) return;
+    if (!drag.moved && typeof svg.setPointerCapture === "function") {
+      svg.setPointerCapture(event.pointerId);
+    }
+    drag.moved = true;
+    transform = { ...transform, x: drag.tx + dx, y: drag.ty + dy };
+    schedule();
+  });
+  const endDrag = (): void => {
+    // keep `moved` until the click that follows this pointerup has been ignored
+    setTimeout(() => {
+      drag = null;
+    }, 0);
+  };
+  svg.addEventListener("pointerup", endDrag);
+  svg.addEventListener("pointercancel", endDrag);
+  svg.addEventListener(
+    "wheel",
+    (event) => {
+      event.preventDefault();
+      const v = svg.getBoundingClientRect();
+      const px = event.clientX - v.left;
+      const py = event.clientY - v.top;
+      const factor = Math.exp(-event.deltaY * (event.deltaMode === 1 ? 0.05 : 0.0015));
+      const k = Math.min(8, Math.max(0.02, transform.k * factor));
+      const ratio = k / transform.k;
+      transform = { k, x: px - (px - transform.x) * ratio, y: py - (py - transform.y) * ratio };
+      schedule();
+    },
+    { passive: false },
+  );
+  svg.addEventListener("click", (event) => {
+    if (drag?.moved) return;
+    const target = event.target instanceof Element ? event.target : null;
+    const boxEl = target?.closest("[data-box]");
+    const box = boxEl ? vg.boxes.get(boxEl.getAttribute("data-box") ?? "") : undefined;
+    if (box === undefined) {
+      neighbourIds = [];
+      applyMarks();
+      return;
+    }
+    if (box.fold !== undefined) {
+      void view.setUnfolded(box.fold.key, true);
+      return;
+    }
+    if (target?.closest("[data-toggle]") && (box.kind === "group" || box.kind === "open")) {
+      void view.setExpanded(box.node, box.kind === "group");
+      return;
+    }
+    const nb = neighbours(index, box.node);
+    neighbourIds = [...nb.inputs, ...nb.outputs];
+    const node = index.nodes[box.node];
+    if (node?.kind === "module") {
+      current = { ...current, selected: node.name };
+      options.onSelect?.(node.name);
+    }
+    applyMarks();
+  });
+
+  const view: GraphView = {
+    el,
+    get index() {
+      return index;
+    },
+    update(next) {
+      const previous = current;
+      current = { ...current, ...next };
+      if (current.graph !== previous.graph) {
+        index = indexGraph(current.graph);
+        expanded = defaultExpanded(index);
+        unfolded = new Set();
+        highlighted = [];
+        neighbourIds = [];
+        cache = new DrawCache();
+        lay = layouter();
+        layout = null;
+        fitted = false;
+        void refresh().then(() => select(current.selected));
+      } else if (current.selected !== previous.selected) {
+        void select(current.selected);
+      }
+    },
+    idle: () => pending,
+    setExpanded(group, open) {
+      if (open === expanded.has(group)) return pending;
+      if (open) expanded.add(group);
+      else expanded.delete(group);
+      return refresh();
+    },
+    setUnfolded(key, value) {
+      if (value === unfolded.has(key)) return pending;
+      if (value) unfolded.add(key);
+      else unfolded.delete(key);
+      return refresh();
+    },
+    expandAll() {
+      expanded = new Set([...index.children.keys()].filter((g) => g !== ROOT));
+      unfolded = new Set(index.folds.map((f) => f.key));
+      return refresh();
+    },
+    collapseAll() {
+      expanded = defaultExpanded(index);
+      unfolded = new Set();
+      return refresh();
+    },
+    async search(query) {
+      const result = search(index, query);
+      highlighted = result.matches;
+      if (result.matches.length <= (options.revealLimit ?? 40) && reveal(result.matches)) {
+        await refresh();
+      }
+      applyMarks();
+      return result;
+    },
+    highlight(ids) {
+      highlighted = [...ids];
+      applyMarks();
+    },
+    select,
+    fit: fitToView,
+    getTransform: () => ({ ...transform }),
+    setTransform(t) {
+      transform = { ...t };
+      schedule();
+    },
+    destroy() {
+      destroyed = true;
+      if (frame !== 0 && typeof cancelAnimationFrame === "function") cancelAnimationFrame(frame);
+      if (ownsEngine) engine.dispose();
+    },
+  };
+
+  void refresh().then(() => select(current.selected));
+  return view;
+}
