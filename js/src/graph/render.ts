@@ -285,7 +285,11 @@ export function createGraphView(data: GraphViewData, options: GraphViewOptions =
     const dy = event.clientY - drag.y;
     if (!drag.moved && Math.abs(dx) + Math.abs(dy) < 4) return;
     if (!drag.moved && typeof svg.setPointerCapture === "function") {
-      svg.setPointerCapture(event.pointerId);
+      try {
+        svg.setPointerCapture(event.pointerId);
+      } catch {
+        // a synthetic or already released pointer: pan without capture
+      }
     }
     drag.moved = true;
     transform = { ...transform, x: drag.tx + dx, y: drag.ty + dy };

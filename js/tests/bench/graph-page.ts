@@ -1,0 +1,142 @@
+/**
+ * Browser entry for benchmarks/bench_graph_view.py: exposes `window.nbvizBench`, which draws
+ * fixture graphs with the structure view (layout in the bundled worker) and times it.
+ */
+
+import { createGraphView, type GraphView } from "../../src/graph/render";
+import type { WireGraph } from "../../src/graph/wire";
+
+const longTasks: { start: number; duration: number }[] = [];
+if (typeof PerformanceObserver !== "undefined") {
+  try {
+    new PerformanceObserver((list) => {
+      for (const e of list.getEntries())
+        longTasks.push({ start: e.startTime, duration: e.duration });
+    }).observe({ type: "longtask", buffered: true });
+  } catch {
+    // no longtask support: the figure stays empty
+  }
+}
+
+const frame = (): Promise<number> => new Promise((r) => requestAnimationFrame(r));
+/** Resolves after the next frame has been painted. */
+const painted = async (): Promise<void> => {
+  await frame();
+  await frame();
+};
+
+let view: GraphView | null = null;
+
+function host(): HTMLElement {
+  const el = document.getElementById("host");
+  if (el === null) throw new Error("no #host");
+  return el;
+}
+
+function longestSince(t0: number): number {
+  return longTasks.filter((t) => t.start >= t0).reduce((m, t) => Math.max(m, t.duration), 0);
+}
+
+async function load(name: string): Promise<WireGraph> {
+  return (await (await fetch(`${name}.json`)).json()) as WireGraph;
+}
+
+const api = {
+  /** From fetching the JSON to the collapsed view painted. */
+  async firstPaint(name: string): Promise<{ ms: number; boxes: number; longest: number }> {
+    view?.destroy();
+    host().replaceChildren();
+    const t0 = performance.now();
+    const graph = await load(name);
+    view = createGraphView({ graph, selected: null });
+    host().append(view.el);
+    await view.idle();
+    await painted();
+    const ms = performance.now() - t0;
+    return { ms, boxes: view.el.querySelectorAll("[data-box]").length, longest: longestSince(t0) };
+  },
+
+  async unfold(key: string): Promise<number> {
+    if (view === null) throw new Error("no view");
+    const t0 = performance.now();
+    await view.setUnfolded(key, true);
+    await painted();
+    return performance.now() - t0;
+  },
+
+  /** Expands (or collapses) the group with this module name; ms to painted. */
+  async toggle(name: string, open: boolean): Promise<number> {
+    if (view === null) throw new Error("no view");
+    const id = view.index.nodes.findIndex((n) => n?.name === name && n.kind === "module");
+    const t0 = performance.now();
+    await view.setExpanded(id, open);
+    await painted();
+    return performance.now() - t0;
+  },
+
+  /** Every group expanded and every fold unfolded: ms to painted, and the longest task. */
+  async expandAll(): Promise<{ ms: number; boxes: number; longest: number; tasks: number[] }> {
+    if (view === null) throw new Error("no view");
+    const t0 = performance.now();
+    await view.expandAll();
+    await painted();
+    const ms = performance.now() - t0;
+    view.fit();
+    await painted();
+    const tasks = longTasks.filter((t) => t.start >= t0).map((t) => Math.round(t.duration));
+    return {
+      ms,
+      boxes: view.el.querySelectorAll("[data-box]").length,
+      longest: longestSince(t0),
+      tasks,
+    };
+  },
+
+  /** Frames per second while panning (drag) or zooming (wheel) for `ms`, at zoom `k`. */
+  async interact(kind: "pan" | "zoom", k: number, ms = 2000): Promise<number> {
+    if (view === null) throw new Error("no view");
+    const svg = view.el.querySelector("svg");
+    if (svg === null) throw new Error("no svg");
+    view.setTransform({ k, x: 0, y: 0 });
+    await painted();
+    const rect = svg.getBoundingClientRect();
+    const cx = rect.left + rect.width / 2;
+    const cy = rect.top + rect.height / 2;
+    if (kind === "pan") {
+      svg.dispatchEvent(
+        new PointerEvent("pointerdown", { clientX: cx, clientY: cy, button: 0, bubbles: true }),
+      );
+    }
+    let frames = 0;
+    const t0 = performance.now();
+    let now = t0;
+    while (now - t0 < ms) {
+      const i = frames;
+      if (kind === "pan") {
+        const x = cx + 200 * Math.sin(i / 10);
+        svg.dispatchEvent(
+          new PointerEvent("pointermove", { clientX: x, clientY: cy, bubbles: true }),
+        );
+      } else {
+        const deltaY = 40 * Math.sin(i / 8);
+        svg.dispatchEvent(
+          new WheelEvent("wheel", {
+            deltaY,
+            clientX: cx,
+            clientY: cy,
+            bubbles: true,
+            cancelable: true,
+          }),
+        );
+      }
+      now = await frame();
+      frames += 1;
+    }
+    if (kind === "pan") {
+      svg.dispatchEvent(new PointerEvent("pointerup", { clientX: cx, clientY: cy, bubbles: true }));
+    }
+    return (1000 * frames) / (now - t0);
+  },
+};
+
+(window as unknown as { nbvizBench: typeof api }).nbvizBench = api;
