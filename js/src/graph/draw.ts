@@ -8,20 +8,40 @@
  */
 
 import { s } from "../draw/dom";
-import { boxLines, boxText, edgeLabel, LINE_HEIGHT, localName, nodeColor } from "./labels";
+import {
+  boxLines,
+  boxText,
+  edgeLabel,
+  LINE_HEIGHT,
+  labelWidth,
+  localName,
+  nodeColor,
+} from "./labels";
 import { type FullLayout, GROUP_HEADER, GROUP_PAD, type LevelLayout } from "./layout";
 import type { LayoutResult } from "./layout-types";
 import type { Box, GraphIndex, VisibleGraph } from "./model";
 
-interface Cached {
+/** An element to hide while off screen, with its rectangle in its level's coordinates. */
+export interface CullItem {
+  el: SVGElement;
+  x0: number;
+  y0: number;
+  x1: number;
+  y1: number;
+}
+
+/** One level's drawing; nested open groups' levels go into `slots`. */
+export interface DrawnLevel {
   result: LayoutResult;
-  el: SVGGElement;
   /** Box ids and kinds, in order: a change redraws the level. */
   boxes: string;
+  el: SVGGElement;
+  slots: Map<string, SVGGElement>;
+  items: CullItem[];
 }
 
 export class DrawCache {
-  readonly levels = new Map<string, Cached>();
+  readonly levels = new Map<string, DrawnLevel>();
   /** Levels drawn (not reused) by the last draw. */
   drawn = 0;
 }
@@ -34,25 +54,40 @@ function pathData(points: readonly number[]): string {
   return d;
 }
 
-function drawEdges(level: LevelLayout, marker: string): SVGElement[] {
+function drawEdges(level: LevelLayout, marker: string, items: CullItem[]): SVGElement[] {
   const out: SVGElement[] = [];
   level.level.edges.forEach((edge, i) => {
     const route = level.result.edges[i];
     if (route === undefined || route.points.length < 4) return;
-    out.push(
-      s("path", {
-        class: "nbviz-edge",
-        attrs: { d: pathData(route.points), "marker-end": `url(#${marker})` },
-      }),
-    );
+    const path = s("path", {
+      class: "nbviz-edge",
+      attrs: { d: pathData(route.points), "marker-end": `url(#${marker})` },
+    });
+    const xs = route.points.filter((_, j) => j % 2 === 0);
+    const ys = route.points.filter((_, j) => j % 2 === 1);
+    items.push({
+      el: path,
+      x0: Math.min(...xs),
+      y0: Math.min(...ys),
+      x1: Math.max(...xs),
+      y1: Math.max(...ys),
+    });
+    out.push(path);
     if (Number.isFinite(route.lx)) {
-      out.push(
-        s("text", {
-          class: "nbviz-edge-label",
-          attrs: { x: Math.round(route.lx), y: Math.round(route.ly) + 9 },
-          text: edgeLabel(edge.shape, edge.dtype, edge.count),
-        }),
-      );
+      const text = edgeLabel(edge.shape, edge.dtype, edge.count);
+      const label = s("text", {
+        class: "nbviz-edge-label",
+        attrs: { x: Math.round(route.lx), y: Math.round(route.ly) + 9 },
+        text,
+      });
+      items.push({
+        el: label,
+        x0: route.lx,
+        y0: route.ly,
+        x1: route.lx + labelWidth(text),
+        y1: route.ly + 12,
+      });
+      out.push(label);
     }
   });
   return out;
@@ -62,7 +97,7 @@ function drawBox(
   index: GraphIndex,
   box: Box,
   size: { w: number; h: number },
-  inner: SVGGElement | null,
+  slot: SVGGElement | null,
 ): SVGGElement {
   const node = index.nodes[box.node];
   const text = boxText(index, box);
@@ -94,7 +129,7 @@ function drawBox(
       s("text", { class: "nbviz-toggle", attrs: { x: 6, y: 16, "data-toggle": "" }, text: "▾" }),
       s("text", { class: "nbviz-box-title", attrs: { x: 20, y: 16 }, text: title }),
     );
-    if (inner) g.append(inner);
+    if (slot) g.append(slot);
     return g;
   }
   boxLines(text).forEach((line, i) => {
@@ -114,7 +149,7 @@ function drawBox(
   return g;
 }
 
-/** The element of one level (and, inside it, of its open groups' levels). */
+/** Draws one level (reusing the cached drawing when its layout and boxes are unchanged). */
 export function drawLevel(
   index: GraphIndex,
   graph: VisibleGraph,
@@ -122,36 +157,73 @@ export function drawLevel(
   id: string,
   cache: DrawCache,
   marker: string,
-): { el: SVGGElement; reused: boolean } {
+): DrawnLevel | undefined {
   const level = layout.levels.get(id);
-  if (level === undefined) return { el: s("g"), reused: false };
-  const inner = new Map<string, SVGGElement>();
-  let nestedReused = true;
-  for (const c of level.level.children) {
-    if (!layout.levels.has(c)) continue;
-    const drawn = drawLevel(index, graph, layout, c, cache, marker);
-    inner.set(c, drawn.el);
-    nestedReused &&= drawn.reused;
-  }
+  if (level === undefined) return undefined;
   const boxes = level.level.children.map((c) => `${c}:${graph.boxes.get(c)?.kind}`).join(",");
   const cached = cache.levels.get(id);
-  if (nestedReused && cached && cached.result === level.result && cached.boxes === boxes) {
-    return { el: cached.el, reused: true };
-  }
+  if (cached && cached.result === level.result && cached.boxes === boxes) return cached;
   cache.drawn += 1;
+  const items: CullItem[] = [];
+  const slots = new Map<string, SVGGElement>();
   const g = s("g", { class: "nbviz-level", attrs: { "data-level": id } });
-  g.append(...drawEdges(level, marker));
+  g.append(...drawEdges(level, marker, items));
   level.level.children.forEach((c, i) => {
     const box = graph.boxes.get(c);
     const pos = level.result.nodes[i];
     const size = layout.sizes.get(c);
     if (box === undefined || pos === undefined || size === undefined) return;
-    const content = inner.get(c);
-    if (content) content.setAttribute("transform", `translate(${GROUP_PAD},${GROUP_HEADER})`);
-    const el = drawBox(index, box, size, content ?? null);
+    let slot: SVGGElement | null = null;
+    if (box.kind === "open") {
+      slot = s("g", { attrs: { transform: `translate(${GROUP_PAD},${GROUP_HEADER})` } });
+      slots.set(c, slot);
+    }
+    const el = drawBox(index, box, size, slot);
     el.setAttribute("transform", `translate(${Math.round(pos.x)},${Math.round(pos.y)})`);
+    items.push({ el, x0: pos.x, y0: pos.y, x1: pos.x + size.w + 6, y1: pos.y + size.h + 6 });
     g.append(el);
   });
-  cache.levels.set(id, { result: level.result, el: g, boxes });
-  return { el: g, reused: false };
+  const drawn: DrawnLevel = { result: level.result, el: g, boxes, slots, items };
+  cache.levels.set(id, drawn);
+  return drawn;
+}
+
+/** Levels of a layout, children before parents. */
+export function postOrder(layout: FullLayout, id: string, out: string[] = []): string[] {
+  for (const c of layout.levels.get(id)?.level.children ?? []) {
+    if (layout.levels.has(c)) postOrder(layout, c, out);
+  }
+  out.push(id);
+  return out;
+}
+
+/**
+ * Puts each level's drawing into its parent's slot and returns the root's, with every cull
+ * item placed in root coordinates.
+ */
+export function assemble(
+  layout: FullLayout,
+  cache: DrawCache,
+  root: string,
+): { el: SVGGElement | undefined; items: CullItem[] } {
+  const items: CullItem[] = [];
+  const place = (id: string, ox: number, oy: number): void => {
+    const drawn = cache.levels.get(id);
+    const level = layout.levels.get(id);
+    if (drawn === undefined || level === undefined) return;
+    for (const it of drawn.items) {
+      items.push({ el: it.el, x0: it.x0 + ox, y0: it.y0 + oy, x1: it.x1 + ox, y1: it.y1 + oy });
+    }
+    level.level.children.forEach((c, i) => {
+      const slot = drawn.slots.get(c);
+      const child = cache.levels.get(c);
+      const pos = level.result.nodes[i];
+      if (slot === undefined || child === undefined || pos === undefined) return;
+      if (slot.firstChild !== child.el || slot.childNodes.length !== 1)
+        slot.replaceChildren(child.el);
+      place(c, ox + pos.x + GROUP_PAD, oy + pos.y + GROUP_HEADER);
+    });
+  };
+  place(root, 0, 0);
+  return { el: cache.levels.get(root)?.el, items };
 }

@@ -9,7 +9,8 @@
  */
 
 import { s, viewRoot } from "../draw/dom";
-import { DrawCache, drawLevel } from "./draw";
+import { Culler, visibleRect } from "./cull";
+import { assemble, DrawCache, drawLevel, postOrder } from "./draw";
 import { boxText, edgeLabel, labelWidth, measureBox } from "./labels";
 import { createLayoutEngine, type FullLayout, type LayoutEngine, Layouter } from "./layout";
 import type { LayoutCompute } from "./layout-types";
@@ -48,8 +49,21 @@ export interface Transform {
   y: number;
 }
 
+/** Timings of the last refresh, for benchmarks and the status line. */
+export interface ViewStats {
+  /** From the state change to the layout in hand (visible graph + worker). */
+  layoutMs: number;
+  /** Building or reusing the SVG (main thread). */
+  drawMs: number;
+  /** Levels sent to the layout engine so far (cache misses). */
+  levelsComputed: number;
+  /** Levels whose elements the last draw rebuilt. */
+  levelsDrawn: number;
+}
+
 export interface GraphView {
   el: HTMLDivElement;
+  readonly stats: ViewStats;
   readonly index: GraphIndex;
   update(next: Partial<GraphViewData>): void;
   /** Resolves when the latest state is laid out and drawn. */
@@ -71,7 +85,25 @@ export interface GraphView {
 }
 
 let markerCount = 0;
+/** Below this zoom, text is hidden. */
 const FAR = 0.45;
+/** Longest slice of drawing work before yielding to the browser. */
+const SLICE_MS = 25;
+/** Text comes back this long after the last wheel event. */
+const ZOOM_SETTLE_MS = 150;
+
+/** Lets the browser run other tasks (input, paint) before continuing. */
+function yieldTask(): Promise<void> {
+  if (typeof MessageChannel === "undefined") return new Promise((r) => setTimeout(r, 0));
+  return new Promise((resolve) => {
+    const channel = new MessageChannel();
+    channel.port1.onmessage = () => {
+      channel.port1.close();
+      resolve();
+    };
+    channel.port2.postMessage(null);
+  });
+}
 
 /** Default expansion: nothing, unless the top level is one module wrapping everything. */
 function defaultExpanded(index: GraphIndex): Set<number> {
@@ -131,6 +163,9 @@ export function createGraphView(data: GraphViewData, options: GraphViewOptions =
   let frame = 0;
   let pending: Promise<void> = Promise.resolve();
   let destroyed = false;
+  const culler = new Culler();
+  let size = { w: 800, h: 480 };
+  const stats: ViewStats = { layoutMs: 0, drawMs: 0, levelsComputed: 0, levelsDrawn: 0 };
 
   const layouter = (): Layouter =>
     new Layouter(engine, {
@@ -153,20 +188,40 @@ export function createGraphView(data: GraphViewData, options: GraphViewOptions =
         `translate(${transform.x.toFixed(1)},${transform.y.toFixed(1)}) scale(${transform.k.toFixed(4)})`,
       );
       svg.classList.toggle("is-far", transform.k < FAR);
+      culler.update(visibleRect(transform, size.w, size.h));
     };
     if (raf) frame = raf(apply);
     else apply();
   }
 
-  function viewSize(): { w: number; h: number } {
+  /**
+   * The view's client rectangle, read again only after a scroll or resize: reading it forces a
+   * style and layout flush, which on a large drawing costs more than the frame itself.
+   */
+  let clientRect: { left: number; top: number } | null = null;
+  const invalidateRect = (): void => {
+    clientRect = null;
+  };
+  function viewRect(): { left: number; top: number } {
+    clientRect ??= svg.getBoundingClientRect();
+    return clientRect;
+  }
+  if (typeof window !== "undefined") {
+    window.addEventListener("scroll", invalidateRect, { capture: true, passive: true });
+    window.addEventListener("resize", invalidateRect, { passive: true });
+  }
+
+  /** Reads the view's size (a layout flush: only on draw, fit and resize, never per frame). */
+  function measure(): { w: number; h: number } {
     const rect = svg.getBoundingClientRect();
-    return { w: rect.width || 800, h: rect.height || 480 };
+    size = { w: rect.width || 800, h: rect.height || 480 };
+    return size;
   }
 
   function fitToView(): void {
     const root = layout?.levels.get(ROOT_BOX)?.result;
     if (!root) return;
-    const { w, h } = viewSize();
+    const { w, h } = measure();
     const k = Math.min(
       1.5,
       (0.95 * w) / Math.max(1, root.width),
@@ -190,13 +245,31 @@ export function createGraphView(data: GraphViewData, options: GraphViewOptions =
     mark(sel >= 0 ? [sel] : [], "is-selected");
   }
 
-  function draw(next: FullLayout): void {
-    layout = next;
+  /** Builds the drawing in slices of about SLICE_MS, yielding between them; false if stale. */
+  async function draw(next: FullLayout, mine: VisibleGraph): Promise<boolean> {
+    const t0 = performance.now();
+    let slice = t0;
     cache.drawn = 0;
-    const root = drawLevel(index, vg, next, ROOT_BOX, cache, marker);
+    for (const id of postOrder(next, ROOT_BOX)) {
+      drawLevel(index, mine, next, id, cache, marker);
+      if (performance.now() - slice > SLICE_MS) {
+        await yieldTask();
+        if (mine !== vg || destroyed) return false;
+        slice = performance.now();
+      }
+    }
+    layout = next;
     for (const id of cache.levels.keys()) if (!next.levels.has(id)) cache.levels.delete(id);
-    if (viewport.firstChild !== root.el || viewport.childNodes.length !== 1) {
-      viewport.replaceChildren(root.el);
+    const { el: root, items } = assemble(next, cache, ROOT_BOX);
+    culler.set(items);
+    if (!fitted) {
+      fitted = true;
+      fitToView();
+    }
+    measure();
+    culler.update(visibleRect(transform, size.w, size.h));
+    if (root && (viewport.firstChild !== root || viewport.childNodes.length !== 1)) {
+      viewport.replaceChildren(root);
     }
     boxEls = new Map();
     for (const b of viewport.querySelectorAll<SVGGElement>("[data-box]")) {
@@ -204,20 +277,23 @@ export function createGraphView(data: GraphViewData, options: GraphViewOptions =
     }
     applyMarks();
     status.textContent = "";
-    if (!fitted) {
-      fitted = true;
-      fitToView();
-    }
+    stats.drawMs = performance.now() - t0;
+    stats.levelsDrawn = cache.drawn;
+    stats.levelsComputed = lay.computed;
+    return true;
   }
 
   /** Recomputes the visible graph and lays it out; stale layouts are dropped. */
   function refresh(): Promise<void> {
     vg = visibleGraph(index, expanded, unfolded);
     const mine = vg;
+    const t0 = performance.now();
     status.textContent = layout === null ? "Laying out…" : "";
     const run = lay.layout(mine).then(
-      (next) => {
-        if (next !== null && mine === vg && !destroyed) draw(next);
+      async (next) => {
+        if (next === null || mine !== vg || destroyed) return;
+        stats.layoutMs = performance.now() - t0;
+        await draw(next, mine);
       },
       (error: unknown) => {
         status.textContent = `Layout failed: ${String(error)}`;
@@ -274,6 +350,7 @@ export function createGraphView(data: GraphViewData, options: GraphViewOptions =
   }
 
   // Interaction: click (toggle, unfold, select), wheel zoom, drag pan.
+  let zoomTimer: ReturnType<typeof setTimeout> | undefined;
   let drag: { x: number; y: number; tx: number; ty: number; moved: boolean } | null = null;
   svg.addEventListener("pointerdown", (event) => {
     if (event.button !== 0) return;
@@ -307,7 +384,12 @@ export function createGraphView(data: GraphViewData, options: GraphViewOptions =
     "wheel",
     (event) => {
       event.preventDefault();
-      const v = svg.getBoundingClientRect();
+      // SVG text is laid out again at every scale change (about 75 ms for a screenful on a
+      // software-rendered page): hide text while the wheel turns, show it when it stops.
+      svg.classList.add("is-zooming");
+      clearTimeout(zoomTimer);
+      zoomTimer = setTimeout(() => svg.classList.remove("is-zooming"), ZOOM_SETTLE_MS);
+      const v = viewRect();
       const px = event.clientX - v.left;
       const py = event.clientY - v.top;
       const factor = Math.exp(-event.deltaY * (event.deltaMode === 1 ? 0.05 : 0.0015));
@@ -348,6 +430,7 @@ export function createGraphView(data: GraphViewData, options: GraphViewOptions =
 
   const view: GraphView = {
     el,
+    stats,
     get index() {
       return index;
     },
@@ -414,10 +497,26 @@ export function createGraphView(data: GraphViewData, options: GraphViewOptions =
     },
     destroy() {
       destroyed = true;
+      clearTimeout(zoomTimer);
+      resize?.disconnect();
+      if (typeof window !== "undefined") {
+        window.removeEventListener("scroll", invalidateRect, { capture: true });
+        window.removeEventListener("resize", invalidateRect);
+      }
       if (frame !== 0 && typeof cancelAnimationFrame === "function") cancelAnimationFrame(frame);
       if (ownsEngine) engine.dispose();
     },
   };
+
+  const resize =
+    typeof ResizeObserver === "function"
+      ? new ResizeObserver(() => {
+          invalidateRect();
+          measure();
+          schedule();
+        })
+      : null;
+  resize?.observe(svg);
 
   void refresh().then(() => select(current.selected));
   return view;
