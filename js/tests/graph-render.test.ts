@@ -96,6 +96,9 @@ describe("createGraphView", () => {
     await view.idle();
     expect(boxes(view.el)).toContain(foldBox("blocks.0#0"));
     await view.expandAll();
+    // boxes are created when they come into view: fit the whole graph into the view
+    view.fit();
+    await view.idle();
     expect(boxes(view.el).length).toBe(view.index.nodes.length);
     view.destroy();
   });

@@ -1,50 +1,58 @@
 /**
- * Viewport culling: boxes, edges and labels entirely outside the visible rectangle (plus a
- * margin) get `display: none`, so the browser neither styles nor paints them. Only elements
- * whose state changes are touched.
+ * Viewport culling: boxes, edges and labels outside the visible rectangle (plus a margin) are
+ * not created until they come into view, and get `display: none` when they leave it, so the
+ * browser neither styles nor paints them. Only elements whose state changes are touched.
  */
 
-import type { CullItem } from "./draw";
+import type { Placed, Rect } from "./draw";
 
-export interface Rect {
-  x0: number;
-  y0: number;
-  x1: number;
-  y1: number;
-}
+export type { Rect };
 
 export class Culler {
-  private items: CullItem[] = [];
-  private hidden = new Uint8Array(0);
+  private placed: Placed[] = [];
+  private shown = new Uint8Array(0);
 
-  /** Replaces the items (their current display state is read from the elements). */
-  set(items: CullItem[]): void {
-    this.items = items;
-    this.hidden = new Uint8Array(items.length);
-    items.forEach((it, i) => {
-      this.hidden[i] = it.el.style.display === "none" ? 1 : 0;
+  /** Replaces the items (their current state is read from their elements). */
+  set(placed: Placed[]): void {
+    this.placed = placed;
+    this.shown = new Uint8Array(placed.length);
+    placed.forEach((p, i) => {
+      const el = p.item.el;
+      this.shown[i] = el !== null && el.style.display !== "none" ? 1 : 0;
     });
   }
 
-  /** Shows what intersects `view`, hides the rest; returns how many elements changed. */
-  update(view: Rect): number {
-    let changed = 0;
-    const { items, hidden } = this;
-    for (let i = 0; i < items.length; i++) {
-      const it = items[i];
-      if (it === undefined) continue;
-      const out = it.x1 < view.x0 || it.x0 > view.x1 || it.y1 < view.y0 || it.y0 > view.y1 ? 1 : 0;
-      if (hidden[i] === out) continue;
-      hidden[i] = out;
-      it.el.style.display = out ? "none" : "";
-      changed += 1;
+  /**
+   * Shows (creating on first need) what intersects `view`, at most `budget` elements per call
+   * so that uncovering a whole graph is spread over frames, and hides the rest; returns how
+   * many elements still wait to be shown.
+   */
+  update(view: Rect, budget = Number.POSITIVE_INFINITY): number {
+    let shownNow = 0;
+    let waiting = 0;
+    const { placed, shown } = this;
+    for (let i = 0; i < placed.length; i++) {
+      const p = placed[i];
+      if (p === undefined) continue;
+      const inView = !(p.x1 < view.x0 || p.x0 > view.x1 || p.y1 < view.y0 || p.y0 > view.y1);
+      if ((shown[i] === 1) === inView) continue;
+      const item = p.item;
+      if (!inView) {
+        if (item.el !== null) item.el.style.display = "none";
+        shown[i] = 0;
+        continue;
+      }
+      if (shownNow >= budget) {
+        waiting += 1;
+        continue;
+      }
+      shownNow += 1;
+      shown[i] = 1;
+      if (item.el === null) item.el = item.make();
+      item.el.style.display = "";
+      if (item.el.parentNode !== item.parent) item.parent.append(item.el);
     }
-    return changed;
-  }
-
-  /** Number of items currently hidden. */
-  get hiddenCount(): number {
-    return this.hidden.reduce((n, h) => n + h, 0);
+    return waiting;
   }
 }
 
@@ -53,7 +61,7 @@ export function visibleRect(
   t: { k: number; x: number; y: number },
   w: number,
   h: number,
-  margin = 0.25,
+  margin = 0.15,
 ): Rect {
   const x0 = -t.x / t.k;
   const y0 = -t.y / t.k;

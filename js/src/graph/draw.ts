@@ -1,7 +1,9 @@
 /**
- * SVG for a laid-out visible graph: one `<g>` per level, nested inside open groups' containers.
- * Pure: (visible graph, layout) -> elements; text only through textContent (names are
- * user-controlled). A level's element is reused while its layout and its nested levels are.
+ * SVG for a laid-out visible graph: one `<g>` per level (edges below boxes), nested inside
+ * open groups' containers. Boxes, edges and labels are created lazily, when first scrolled
+ * into view (see cull.ts): a fully expanded 3,000-node graph seen through a window creates
+ * only what the window shows. Text only through textContent (names are user-controlled).
+ * A level's drawing is reused while its layout and boxes are unchanged.
  *
  * Hooks: `.nbviz-box[data-box][data-kind]` (leaf, group, open, fold), `[data-toggle]` on a
  * group's toggle, `.nbviz-edge`, `.nbviz-edge-label`.
@@ -21,13 +23,27 @@ import { type FullLayout, GROUP_HEADER, GROUP_PAD, type LevelLayout } from "./la
 import type { LayoutResult } from "./layout-types";
 import type { Box, GraphIndex, VisibleGraph } from "./model";
 
-/** An element to hide while off screen, with its rectangle in its level's coordinates. */
-export interface CullItem {
-  el: SVGElement;
+/** Something drawn in a level: made on first need, with its rectangle in level coordinates. */
+export interface LazyItem {
+  el: SVGElement | null;
+  make(): SVGElement;
+  parent: SVGGElement;
   x0: number;
   y0: number;
   x1: number;
   y1: number;
+}
+
+export interface Rect {
+  x0: number;
+  y0: number;
+  x1: number;
+  y1: number;
+}
+
+/** An item with its rectangle in root coordinates. */
+export interface Placed extends Rect {
+  item: LazyItem;
 }
 
 /** One level's drawing; nested open groups' levels go into `slots`. */
@@ -37,13 +53,23 @@ export interface DrawnLevel {
   boxes: string;
   el: SVGGElement;
   slots: Map<string, SVGGElement>;
-  items: CullItem[];
+  items: LazyItem[];
 }
 
 export class DrawCache {
   readonly levels = new Map<string, DrawnLevel>();
+  /** Box elements created so far, by box id (the latest one for each id). */
+  readonly boxEls = new Map<string, SVGGElement>();
   /** Levels drawn (not reused) by the last draw. */
   drawn = 0;
+  /** Called for each box element when it is created (to apply marks). */
+  onCreate: (id: string, el: SVGGElement) => void = () => {};
+
+  register(id: string, el: SVGGElement): SVGGElement {
+    this.boxEls.set(id, el);
+    this.onCreate(id, el);
+    return el;
+  }
 }
 
 function pathData(points: readonly number[]): string {
@@ -54,43 +80,45 @@ function pathData(points: readonly number[]): string {
   return d;
 }
 
-function drawEdges(level: LevelLayout, marker: string, items: CullItem[]): SVGElement[] {
-  const out: SVGElement[] = [];
+function edgeItems(level: LevelLayout, marker: string, parent: SVGGElement, items: LazyItem[]) {
   level.level.edges.forEach((edge, i) => {
     const route = level.result.edges[i];
     if (route === undefined || route.points.length < 4) return;
-    const path = s("path", {
-      class: "nbviz-edge",
-      attrs: { d: pathData(route.points), "marker-end": `url(#${marker})` },
-    });
-    const xs = route.points.filter((_, j) => j % 2 === 0);
-    const ys = route.points.filter((_, j) => j % 2 === 1);
+    const pts = route.points;
+    const xs = pts.filter((_, j) => j % 2 === 0);
+    const ys = pts.filter((_, j) => j % 2 === 1);
     items.push({
-      el: path,
+      el: null,
+      parent,
+      make: () =>
+        s("path", {
+          class: "nbviz-edge",
+          attrs: { d: pathData(pts), "marker-end": `url(#${marker})` },
+        }),
       x0: Math.min(...xs),
       y0: Math.min(...ys),
       x1: Math.max(...xs),
       y1: Math.max(...ys),
     });
-    out.push(path);
     if (Number.isFinite(route.lx)) {
       const text = edgeLabel(edge.shape, edge.dtype, edge.count);
-      const label = s("text", {
-        class: "nbviz-edge-label",
-        attrs: { x: Math.round(route.lx), y: Math.round(route.ly) + 9 },
-        text,
-      });
+      const { lx, ly } = route;
       items.push({
-        el: label,
-        x0: route.lx,
-        y0: route.ly,
-        x1: route.lx + labelWidth(text),
-        y1: route.ly + 12,
+        el: null,
+        parent,
+        make: () =>
+          s("text", {
+            class: "nbviz-edge-label",
+            attrs: { x: Math.round(lx), y: Math.round(ly) + 9 },
+            text,
+          }),
+        x0: lx,
+        y0: ly,
+        x1: lx + labelWidth(text),
+        y1: ly + 12,
       });
-      out.push(label);
     }
   });
-  return out;
 }
 
 function drawBox(
@@ -164,24 +192,34 @@ export function drawLevel(
   const cached = cache.levels.get(id);
   if (cached && cached.result === level.result && cached.boxes === boxes) return cached;
   cache.drawn += 1;
-  const items: CullItem[] = [];
+  const items: LazyItem[] = [];
   const slots = new Map<string, SVGGElement>();
-  const g = s("g", { class: "nbviz-level", attrs: { "data-level": id } });
-  g.append(...drawEdges(level, marker, items));
+  const edgesG = s("g", { class: "nbviz-edges" });
+  const boxesG = s("g", { class: "nbviz-boxes" });
+  const g = s("g", { class: "nbviz-level", attrs: { "data-level": id } }, edgesG, boxesG);
+  edgeItems(level, marker, edgesG, items);
   level.level.children.forEach((c, i) => {
     const box = graph.boxes.get(c);
     const pos = level.result.nodes[i];
     const size = layout.sizes.get(c);
     if (box === undefined || pos === undefined || size === undefined) return;
-    let slot: SVGGElement | null = null;
+    const transform = `translate(${Math.round(pos.x)},${Math.round(pos.y)})`;
+    const make = (slot: SVGGElement | null) => (): SVGGElement => {
+      const el = drawBox(index, box, size, slot);
+      el.setAttribute("transform", transform);
+      return cache.register(c, el);
+    };
+    const rect = { x0: pos.x, y0: pos.y, x1: pos.x + size.w + 6, y1: pos.y + size.h + 6 };
     if (box.kind === "open") {
-      slot = s("g", { attrs: { transform: `translate(${GROUP_PAD},${GROUP_HEADER})` } });
+      // containers are made at once: their slot holds the nested level
+      const slot = s("g", { attrs: { transform: `translate(${GROUP_PAD},${GROUP_HEADER})` } });
       slots.set(c, slot);
+      const el = make(slot)();
+      boxesG.append(el);
+      items.push({ el, parent: boxesG, make: () => el, ...rect });
+    } else {
+      items.push({ el: null, parent: boxesG, make: make(null), ...rect });
     }
-    const el = drawBox(index, box, size, slot);
-    el.setAttribute("transform", `translate(${Math.round(pos.x)},${Math.round(pos.y)})`);
-    items.push({ el, x0: pos.x, y0: pos.y, x1: pos.x + size.w + 6, y1: pos.y + size.h + 6 });
-    g.append(el);
   });
   const drawn: DrawnLevel = { result: level.result, el: g, boxes, slots, items };
   cache.levels.set(id, drawn);
@@ -198,32 +236,39 @@ export function postOrder(layout: FullLayout, id: string, out: string[] = []): s
 }
 
 /**
- * Puts each level's drawing into its parent's slot and returns the root's, with every cull
- * item placed in root coordinates.
+ * Puts each level's drawing into its parent's slot and returns the root's, with every item
+ * placed in root coordinates (and each box's rectangle, for centring on it).
  */
 export function assemble(
   layout: FullLayout,
   cache: DrawCache,
   root: string,
-): { el: SVGGElement | undefined; items: CullItem[] } {
-  const items: CullItem[] = [];
+): { el: SVGGElement | undefined; placed: Placed[]; rects: Map<string, Rect> } {
+  const placed: Placed[] = [];
+  const rects = new Map<string, Rect>();
   const place = (id: string, ox: number, oy: number): void => {
     const drawn = cache.levels.get(id);
     const level = layout.levels.get(id);
     if (drawn === undefined || level === undefined) return;
-    for (const it of drawn.items) {
-      items.push({ el: it.el, x0: it.x0 + ox, y0: it.y0 + oy, x1: it.x1 + ox, y1: it.y1 + oy });
+    for (const item of drawn.items) {
+      placed.push({ item, x0: item.x0 + ox, y0: item.y0 + oy, x1: item.x1 + ox, y1: item.y1 + oy });
     }
     level.level.children.forEach((c, i) => {
+      const pos = level.result.nodes[i];
+      if (pos === undefined) return;
+      const size = layout.sizes.get(c) ?? { w: 0, h: 0 };
+      const x0 = pos.x + ox;
+      const y0 = pos.y + oy;
+      rects.set(c, { x0, y0, x1: x0 + size.w, y1: y0 + size.h });
       const slot = drawn.slots.get(c);
       const child = cache.levels.get(c);
-      const pos = level.result.nodes[i];
-      if (slot === undefined || child === undefined || pos === undefined) return;
-      if (slot.firstChild !== child.el || slot.childNodes.length !== 1)
+      if (slot === undefined || child === undefined) return;
+      if (slot.firstChild !== child.el || slot.childNodes.length !== 1) {
         slot.replaceChildren(child.el);
+      }
       place(c, ox + pos.x + GROUP_PAD, oy + pos.y + GROUP_HEADER);
     });
   };
   place(root, 0, 0);
-  return { el: cache.levels.get(root)?.el, items };
+  return { el: cache.levels.get(root)?.el, placed, rects };
 }

@@ -9,7 +9,7 @@
  */
 
 import { s, viewRoot } from "../draw/dom";
-import { Culler, visibleRect } from "./cull";
+import { Culler, type Rect, visibleRect } from "./cull";
 import { assemble, DrawCache, drawLevel, postOrder } from "./draw";
 import { boxText, edgeLabel, labelWidth, measureBox } from "./labels";
 import { createLayoutEngine, type FullLayout, type LayoutEngine, Layouter } from "./layout";
@@ -85,10 +85,13 @@ export interface GraphView {
 }
 
 let markerCount = 0;
+const MARKS = ["is-highlighted", "is-neighbour", "is-selected"];
 /** Below this zoom, text is hidden. */
 const FAR = 0.45;
 /** Longest slice of drawing work before yielding to the browser. */
 const SLICE_MS = 25;
+/** Elements uncovered per frame (zooming out over a large graph shows it over a few frames). */
+const SHOW_PER_FRAME = 600;
 /** Text comes back this long after the last wheel event. */
 const ZOOM_SETTLE_MS = 150;
 
@@ -154,8 +157,8 @@ export function createGraphView(data: GraphViewData, options: GraphViewOptions =
   let unfolded = new Set<string>();
   let vg: VisibleGraph = visibleGraph(index, expanded, unfolded);
   let layout: FullLayout | null = null;
-  let cache = new DrawCache();
-  let boxEls = new Map<string, SVGGElement>();
+  let cache = newCache();
+  let rects = new Map<string, Rect>();
   let highlighted: readonly number[] = [];
   let neighbourIds: readonly number[] = [];
   let transform: Transform = { k: 1, x: 0, y: 0 };
@@ -178,8 +181,27 @@ export function createGraphView(data: GraphViewData, options: GraphViewOptions =
     });
   let lay = layouter();
 
+  /** Shows what is in view (a slice per frame); resolves `idle()` waiters when done. */
+  let uncovering = false;
+  let shownWaiters: (() => void)[] = [];
+  function uncover(): void {
+    uncovering = culler.update(visibleRect(transform, size.w, size.h), SHOW_PER_FRAME) > 0;
+    if (uncovering) {
+      schedule();
+      return;
+    }
+    const waiters = shownWaiters;
+    shownWaiters = [];
+    for (const resolve of waiters) resolve();
+  }
+  function shown(): Promise<void> {
+    if (!uncovering) return Promise.resolve();
+    return new Promise((resolve) => shownWaiters.push(resolve));
+  }
+
   function schedule(): void {
     if (frame !== 0 || destroyed) return;
+    uncovering = true; // until the frame has shown what is in view
     const raf = typeof requestAnimationFrame === "function" ? requestAnimationFrame : null;
     const apply = (): void => {
       frame = 0;
@@ -188,7 +210,7 @@ export function createGraphView(data: GraphViewData, options: GraphViewOptions =
         `translate(${transform.x.toFixed(1)},${transform.y.toFixed(1)}) scale(${transform.k.toFixed(4)})`,
       );
       svg.classList.toggle("is-far", transform.k < FAR);
-      culler.update(visibleRect(transform, size.w, size.h));
+      uncover();
     };
     if (raf) frame = raf(apply);
     else apply();
@@ -231,18 +253,34 @@ export function createGraphView(data: GraphViewData, options: GraphViewOptions =
     schedule();
   }
 
+  /** Classes per box id (search matches, neighbours, selection), applied as boxes appear. */
+  let marks = new Map<string, string[]>();
+
   function applyMarks(): void {
+    const next = new Map<string, string[]>();
     const mark = (ids: readonly number[], cls: string): void => {
-      for (const el of svg.querySelectorAll(`.${cls}`)) el.classList.remove(cls);
       for (const id of ids) {
         const box = vg.boxOf[id];
-        if (box !== undefined) boxEls.get(box)?.classList.add(cls);
+        if (box !== undefined) next.set(box, [...(next.get(box) ?? []), cls]);
       }
     };
     mark(highlighted, "is-highlighted");
     mark(neighbourIds, "is-neighbour");
     const sel = current.selected === null ? -1 : findModule(index, current.selected);
     mark(sel >= 0 ? [sel] : [], "is-selected");
+    for (const cls of MARKS)
+      for (const el of svg.querySelectorAll(`.${cls}`)) el.classList.remove(cls);
+    marks = next;
+    for (const [box, classes] of marks) cache.boxEls.get(box)?.classList.add(...classes);
+  }
+
+  function newCache(): DrawCache {
+    const c = new DrawCache();
+    c.onCreate = (id, el) => {
+      const classes = marks.get(id);
+      if (classes) el.classList.add(...classes);
+    };
+    return c;
   }
 
   /** Builds the drawing in slices of about SLICE_MS, yielding between them; false if stale. */
@@ -260,20 +298,18 @@ export function createGraphView(data: GraphViewData, options: GraphViewOptions =
     }
     layout = next;
     for (const id of cache.levels.keys()) if (!next.levels.has(id)) cache.levels.delete(id);
-    const { el: root, items } = assemble(next, cache, ROOT_BOX);
-    culler.set(items);
+    const assembled = assemble(next, cache, ROOT_BOX);
+    const root = assembled.el;
+    rects = assembled.rects;
+    culler.set(assembled.placed);
     if (!fitted) {
       fitted = true;
       fitToView();
     }
     measure();
-    culler.update(visibleRect(transform, size.w, size.h));
+    uncover();
     if (root && (viewport.firstChild !== root || viewport.childNodes.length !== 1)) {
       viewport.replaceChildren(root);
-    }
-    boxEls = new Map();
-    for (const b of viewport.querySelectorAll<SVGGElement>("[data-box]")) {
-      boxEls.set(b.getAttribute("data-box") ?? "", b);
     }
     applyMarks();
     status.textContent = "";
@@ -321,21 +357,20 @@ export function createGraphView(data: GraphViewData, options: GraphViewOptions =
     return changed;
   }
 
+  /** Pans so that the box is in the middle of the view, unless it is in view already. */
   function centerOn(boxId: string): void {
-    const el = boxEls.get(boxId);
-    if (!el || typeof el.getBBox !== "function" || typeof viewport.getCTM !== "function") return;
-    const r = el.getBoundingClientRect();
-    const v = svg.getBoundingClientRect();
-    if (
-      r.width === 0 ||
-      (r.left >= v.left && r.right <= v.right && r.top >= v.top && r.bottom <= v.bottom)
-    ) {
-      return;
-    }
+    const r = rects.get(boxId);
+    if (r === undefined) return;
+    const { k, x, y } = transform;
+    const left = x + r.x0 * k;
+    const top = y + r.y0 * k;
+    const right = x + r.x1 * k;
+    const bottom = y + r.y1 * k;
+    if (left >= 0 && top >= 0 && right <= size.w && bottom <= size.h) return;
     transform = {
-      ...transform,
-      x: transform.x + (v.left + v.width / 2 - (r.left + r.width / 2)),
-      y: transform.y + (v.top + v.height / 2 - (r.top + r.height / 2)),
+      k,
+      x: size.w / 2 - ((r.x0 + r.x1) / 2) * k,
+      y: size.h / 2 - ((r.y0 + r.y1) / 2) * k,
     };
     schedule();
   }
@@ -443,7 +478,7 @@ export function createGraphView(data: GraphViewData, options: GraphViewOptions =
         unfolded = new Set();
         highlighted = [];
         neighbourIds = [];
-        cache = new DrawCache();
+        cache = newCache();
         lay = layouter();
         layout = null;
         fitted = false;
@@ -452,7 +487,7 @@ export function createGraphView(data: GraphViewData, options: GraphViewOptions =
         void select(current.selected);
       }
     },
-    idle: () => pending,
+    idle: () => pending.then(shown),
     setExpanded(group, open) {
       if (open === expanded.has(group)) return pending;
       if (open) expanded.add(group);

@@ -7,16 +7,20 @@ import { createGraphView, type GraphView } from "../../src/graph/render";
 import type { WireGraph } from "../../src/graph/wire";
 
 const longTasks: { start: number; duration: number }[] = [];
-if (typeof PerformanceObserver !== "undefined") {
+/** Long animation frames: script plus style, layout and paint of one frame, over 50 ms. */
+const longFrames: { start: number; duration: number }[] = [];
+function observe(type: string, into: { start: number; duration: number }[]): void {
+  if (typeof PerformanceObserver === "undefined") return;
   try {
     new PerformanceObserver((list) => {
-      for (const e of list.getEntries())
-        longTasks.push({ start: e.startTime, duration: e.duration });
-    }).observe({ type: "longtask", buffered: true });
+      for (const e of list.getEntries()) into.push({ start: e.startTime, duration: e.duration });
+    }).observe({ type, buffered: true });
   } catch {
-    // no longtask support: the figure stays empty
+    // not supported by this browser: the figure stays empty
   }
 }
+observe("longtask", longTasks);
+observe("long-animation-frame", longFrames);
 
 const frame = (): Promise<number> => new Promise((r) => requestAnimationFrame(r));
 /** Resolves after the next frame has been painted. */
@@ -33,8 +37,8 @@ function host(): HTMLElement {
   return el;
 }
 
-function longestSince(t0: number): number {
-  return longTasks.filter((t) => t.start >= t0).reduce((m, t) => Math.max(m, t.duration), 0);
+function longestSince(t0: number, list = longTasks): number {
+  return list.filter((t) => t.start >= t0).reduce((m, t) => Math.max(m, t.duration), 0);
 }
 
 async function load(name: string): Promise<WireGraph> {
@@ -43,7 +47,9 @@ async function load(name: string): Promise<WireGraph> {
 
 const api = {
   /** From fetching the JSON to the collapsed view painted. */
-  async firstPaint(name: string): Promise<{ ms: number; boxes: number; longest: number }> {
+  async firstPaint(
+    name: string,
+  ): Promise<{ ms: number; boxes: number; longest: number; frame: number }> {
     view?.destroy();
     host().replaceChildren();
     const t0 = performance.now();
@@ -53,7 +59,12 @@ const api = {
     await view.idle();
     await painted();
     const ms = performance.now() - t0;
-    return { ms, boxes: view.el.querySelectorAll("[data-box]").length, longest: longestSince(t0) };
+    return {
+      ms,
+      boxes: view.el.querySelectorAll("[data-box]").length,
+      longest: longestSince(t0),
+      frame: longestSince(t0, longFrames),
+    };
   },
 
   async unfold(key: string): Promise<number> {
@@ -83,6 +94,8 @@ const api = {
     tasks: number[];
     fitMs: number;
     fitLongest: number;
+    frame: number;
+    fitFrame: number;
   }> {
     if (view === null) throw new Error("no view");
     const t0 = performance.now();
@@ -103,6 +116,8 @@ const api = {
       tasks,
       fitMs,
       fitLongest: longestSince(t1),
+      frame: longestSince(t0, longFrames),
+      fitFrame: longestSince(t1, longFrames),
     };
   },
 
@@ -111,7 +126,7 @@ const api = {
     kind: "pan" | "zoom",
     k: number,
     ms = 2000,
-  ): Promise<{ fps: number; longest: number }> {
+  ): Promise<{ fps: number; longest: number; frame: number }> {
     if (view === null) throw new Error("no view");
     const svg = view.el.querySelector("svg");
     if (svg === null) throw new Error("no svg");
@@ -157,7 +172,7 @@ const api = {
     // include the frame where text comes back after the gesture
     await new Promise((r) => setTimeout(r, 300));
     await painted();
-    return { fps, longest: longestSince(t0) };
+    return { fps, longest: longestSince(t0), frame: longestSince(t0, longFrames) };
   },
 };
 
