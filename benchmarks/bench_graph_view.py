@@ -63,7 +63,7 @@ def serve(folder: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
 
@@ -96,9 +96,11 @@ def main() -> None:
                 paints.append(r["ms"])
                 paint_frames.append(r["frame"])
                 boxes = r["boxes"]
-            print(f"{name}: first paint of the collapsed view (cold page, worker start included): "
-                  f"median {median(paints):.0f} ms over {REPEATS} ({boxes} boxes; longest frame "
-                  f"{max(paint_frames):.0f} ms)")
+            print(
+                f"{name}: first paint of the collapsed view (cold page, worker start included): "
+                f"median {median(paints):.0f} ms over {REPEATS} ({boxes} boxes; longest frame "
+                f"{max(paint_frames):.0f} ms)"
+            )
 
         # expanding one block: unfold the 48 blocks, then open blocks one at a time
         fresh()
@@ -110,17 +112,19 @@ def main() -> None:
         for i in range(1, 1 + REPEATS * 2):
             opens.append(page.evaluate(f"{bench}.toggle('blocks.{i}', true)"))
             closes.append(page.evaluate(f"{bench}.toggle('blocks.{i}', false)"))
-        print(f"gpt48: unfold 48 blocks {unfold:.0f} ms; expand one block: first {first:.0f} ms, "
-              f"then median {median(opens):.0f} ms (max {max(opens):.0f}); "
-              f"collapse median {median(closes):.0f} ms")
+        print(
+            f"gpt48: unfold 48 blocks {unfold:.0f} ms; expand one block: first {first:.0f} ms, "
+            f"then median {median(opens):.0f} ms (max {max(opens):.0f}); "
+            f"collapse median {median(closes):.0f} ms"
+        )
 
         # fully expanded graph on a fresh page (empty layout cache)
-        for name in ("gpt48", "mlp500"):
+        for name, share in (("gpt48", True), ("gpt48", False), ("mlp500", True)):
             times, longest, boxes, tasks, fits, fit_longest = [], [], 0, [], [], []
             frames, fit_frames = [], []
             for _ in range(3):
                 fresh()
-                page.evaluate(f"{bench}.firstPaint({name!r})")
+                page.evaluate(f"{bench}.firstPaint({name!r}, {str(share).lower()})")
                 r = page.evaluate(f"{bench}.expandAll()")
                 times.append(r["ms"])
                 longest.append(r["longest"])
@@ -130,27 +134,37 @@ def main() -> None:
                 frames.append(r["frame"])
                 fit_frames.append(r["fitFrame"])
                 stats = r["stats"]
-            print(f"{name}: fully expanded ({boxes} boxes) laid out and painted: median "
-                  f"{median(times):.0f} ms; longest main-thread task: median "
-                  f"{median(longest):.0f} ms, max {max(longest):.0f} ms (last run's long "
-                  f"tasks: {tasks}); worker layout {stats['layoutMs']:.0f} ms for "
-                  f"{stats['levelsComputed']} distinct levels, drawing {stats['drawMs']:.0f} ms "
-                  f"(in slices) for {stats['levelsDrawn']} levels; longest animation frame "
-                  f"(script + style + layout + paint): max {max(frames):.0f} ms")
-            print(f"{name}: fit-to-view of the expanded graph: median {median(fits):.0f} ms, "
-                  f"longest task {max(fit_longest):.0f} ms, longest frame {max(fit_frames):.0f} ms")
-            for kind in ("pan", "zoom"):
-                for k, where in ((0.0, "fitted, text hidden"), (1.0, "at 100%")):
+            label = name if share else f"{name} (identical blocks not sharing layouts)"
+            print(
+                f"{label}: fully expanded ({stats['boxes']} boxes) laid out and painted: median "
+                f"{median(times):.0f} ms; longest main-thread task: median "
+                f"{median(longest):.0f} ms, max {max(longest):.0f} ms (last run's long "
+                f"tasks: {tasks}); worker layout {stats['layoutMs']:.0f} ms for "
+                f"{stats['levelsComputed']} distinct levels, drawing {stats['drawMs']:.0f} ms "
+                f"(in slices) for {stats['levelsDrawn']} levels; longest animation frame "
+                f"(script + style + layout + paint): max {max(frames):.0f} ms"
+            )
+            print(
+                f"{label}: fit-to-view of the expanded graph ({boxes} boxes drawn): median "
+                f"{median(fits):.0f} ms, "
+                f"longest task {max(fit_longest):.0f} ms, longest frame {max(fit_frames):.0f} ms"
+            )
+            for kind in ("pan", "zoom") if share else ():
+                for k, where in ((0.0, "25% (text hidden)"), (1.0, "at 100%")):
                     if k == 0.0:
                         page.evaluate(f"{bench}.interact({kind!r}, 0.25, 300)")
-                    runs = [page.evaluate(f"{bench}.interact({kind!r}, {k or 0.25}, 2000)")
-                            for _ in range(3)]
+                    runs = [
+                        page.evaluate(f"{bench}.interact({kind!r}, {k or 0.25}, 2000)")
+                        for _ in range(3)
+                    ]
                     fps = [r["fps"] for r in runs]
                     longest = max(r["longest"] for r in runs)
                     frame = max(r["frame"] for r in runs)
-                    print(f"{name}: {kind} at {where}: median {median(fps):.1f} fps "
-                          f"(gesture end included: longest task {longest:.0f} ms, longest "
-                          f"frame {frame:.0f} ms)")
+                    print(
+                        f"{name}: {kind} at {where}: median {median(fps):.1f} fps "
+                        f"(gesture end included: longest task {longest:.0f} ms, longest "
+                        f"frame {frame:.0f} ms)"
+                    )
         browser.close()
         server.shutdown()
 

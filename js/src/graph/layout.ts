@@ -96,6 +96,11 @@ export interface LayouterOptions {
   measure(boxId: string): Size;
   /** Width of an edge's label, 0 for none. */
   labelWidth(edge: Level["edges"][number]): number;
+  /**
+   * Share results between levels with equal content (identical blocks); default true. False
+   * still caches per level, keyed by the level's id as well.
+   */
+  share?: boolean;
 }
 
 export class Layouter {
@@ -121,7 +126,7 @@ export class Layouter {
       const done = await Promise.all(open.map(run));
       if (done.includes(false) || generation !== this.generation) return false;
       const request = this.request(level, sizes);
-      const result = await this.compute(request);
+      const result = await this.compute(request, this.options.share === false ? id : "");
       if (generation !== this.generation) return false;
       levels.set(id, { level, result });
       sizes.set(id, {
@@ -157,8 +162,8 @@ export class Layouter {
     };
   }
 
-  private compute(request: LayoutRequest): Promise<LayoutResult> {
-    const key = JSON.stringify(request);
+  private compute(request: LayoutRequest, scope: string): Promise<LayoutResult> {
+    const key = `${scope}|${JSON.stringify(request)}`;
     let result = this.cache.get(key);
     if (result === undefined) {
       this.computed += 1;

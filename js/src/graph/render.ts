@@ -39,6 +39,8 @@ export interface GraphViewOptions {
   engine?: LayoutEngine;
   /** In-process layout for environments without the bundled worker (vitest). */
   fallback?: LayoutCompute;
+  /** Share layouts between identical blocks (default true; false for benchmarks). */
+  shareLayouts?: boolean;
   /** Search matches revealed (groups expanded, folds unfolded) up to this many. */
   revealLimit?: number;
 }
@@ -59,6 +61,8 @@ export interface ViewStats {
   levelsComputed: number;
   /** Levels whose elements the last draw rebuilt. */
   levelsDrawn: number;
+  /** Boxes in the visible graph (drawn when they come into view). */
+  boxes: number;
 }
 
 export interface GraphView {
@@ -168,7 +172,13 @@ export function createGraphView(data: GraphViewData, options: GraphViewOptions =
   let destroyed = false;
   const culler = new Culler();
   let size = { w: 800, h: 480 };
-  const stats: ViewStats = { layoutMs: 0, drawMs: 0, levelsComputed: 0, levelsDrawn: 0 };
+  const stats: ViewStats = {
+    layoutMs: 0,
+    drawMs: 0,
+    levelsComputed: 0,
+    levelsDrawn: 0,
+    boxes: 0,
+  };
 
   const layouter = (): Layouter =>
     new Layouter(engine, {
@@ -178,6 +188,7 @@ export function createGraphView(data: GraphViewData, options: GraphViewOptions =
         return measureBox(boxText(index, box), box.kind === "group");
       },
       labelWidth: (e) => labelWidth(edgeLabel(e.shape, e.dtype, e.count)),
+      share: options.shareLayouts ?? true,
     });
   let lay = layouter();
 
@@ -316,6 +327,7 @@ export function createGraphView(data: GraphViewData, options: GraphViewOptions =
     stats.drawMs = performance.now() - t0;
     stats.levelsDrawn = cache.drawn;
     stats.levelsComputed = lay.computed;
+    stats.boxes = mine.boxes.size;
     return true;
   }
 

@@ -49,12 +49,13 @@ const api = {
   /** From fetching the JSON to the collapsed view painted. */
   async firstPaint(
     name: string,
+    shareLayouts = true,
   ): Promise<{ ms: number; boxes: number; longest: number; frame: number }> {
     view?.destroy();
     host().replaceChildren();
     const t0 = performance.now();
     const graph = await load(name);
-    view = createGraphView({ graph, selected: null });
+    view = createGraphView({ graph, selected: null }, { shareLayouts });
     host().append(view.el);
     await view.idle();
     await painted();
@@ -106,6 +107,7 @@ const api = {
     const longest = longestSince(t0);
     const t1 = performance.now();
     view.fit();
+    await view.idle(); // every box in view, i.e. all of them, created and shown
     await painted();
     const fitMs = performance.now() - t1;
     return {
