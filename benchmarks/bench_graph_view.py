@@ -150,7 +150,7 @@ def main() -> None:
                 f"longest task {max(fit_longest):.0f} ms, longest frame {max(fit_frames):.0f} ms"
             )
             for kind in ("pan", "zoom") if share else ():
-                for k, where in ((0.0, "25% (text hidden)"), (1.0, "at 100%")):
+                for k, where in ((0.0, "25% (text hidden)"), (1.0, "100%")):
                     if k == 0.0:
                         page.evaluate(f"{bench}.interact({kind!r}, 0.25, 300)")
                     runs = [
