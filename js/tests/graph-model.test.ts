@@ -1,8 +1,11 @@
 import { describe, expect, it } from "vitest";
 import {
+  ANCHOR_IN,
+  ANCHOR_OUT,
   ancestors,
   foldBox,
   indexGraph,
+  levelAnchors,
   nodeBox,
   ROOT,
   ROOT_BOX,
@@ -83,10 +86,32 @@ describe("visibleGraph", () => {
     expect(root).toContain(`${nodeBox(s.x)}>${nodeBox(s.enc)}`);
     expect(root).toContain(`${nodeBox(s.enc)}>${nodeBox(s.head)}`);
     const inner = vg.levels.get(nodeBox(s.enc))?.edges.map((e) => `${e.src}>${e.dst}:${e.count}`);
+    // edges crossing the group's border run from its input anchor and to its output anchor
     expect(inner).toEqual([
+      `${ANCHOR_IN}>${nodeBox(s.a)}:1`,
       `${nodeBox(s.a)}>${nodeBox(s.b)}:1`,
       `${nodeBox(s.b)}>${nodeBox(s.add)}:2`,
+      `${nodeBox(s.add)}>${ANCHOR_OUT}:1`,
     ]);
+    const level = vg.levels.get(nodeBox(s.enc));
+    expect(level && levelAnchors(level)).toEqual([ANCHOR_IN, ANCHOR_OUT]);
+  });
+
+  it("routes an edge into nested open groups through each group's input anchor", () => {
+    const index = indexGraph(resnet());
+    const id = (name: string) => index.nodes.findIndex((n) => n?.name === name);
+    const open = new Set([id("layer1"), id("layer1.0")]);
+    const vg = visibleGraph(index, open, new Set(["layer1.0#0"]));
+    const edges = (level: string) =>
+      vg.levels.get(level)?.edges.map((e) => `${e.src}>${e.dst}`) ?? [];
+    const relu = nodeBox(id("relu"));
+    expect(edges(ROOT_BOX)).toContain(`${relu}>${nodeBox(id("layer1"))}`);
+    expect(edges(nodeBox(id("layer1")))).toContain(`${ANCHOR_IN}>${nodeBox(id("layer1.0"))}`);
+    const inBlock = edges(nodeBox(id("layer1.0")));
+    expect(inBlock).toContain(`${ANCHOR_IN}>${nodeBox(id("layer1.0.conv1"))}`);
+    // the skip connection enters the block too, to the in-place add
+    const add = index.children.get(id("layer1.0"))?.find((c) => index.nodes[c]?.name === "add_");
+    expect(inBlock).toContain(`${ANCHOR_IN}>${nodeBox(add ?? -1)}`);
   });
 
   it("ignores an expanded group inside a collapsed one", () => {

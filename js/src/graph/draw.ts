@@ -19,9 +19,9 @@ import {
   localName,
   nodeColor,
 } from "./labels";
-import { type FullLayout, GROUP_HEADER, GROUP_PAD, type LevelLayout } from "./layout";
+import { ANCHOR_SIZE, type FullLayout, GROUP_HEADER, GROUP_PAD, type LevelLayout } from "./layout";
 import type { LayoutResult } from "./layout-types";
-import type { Box, GraphIndex, VisibleGraph } from "./model";
+import { ANCHOR_IN, type Box, type GraphIndex, levelAnchors, type VisibleGraph } from "./model";
 
 /** Something drawn in a level: made on first need, with its rectangle in level coordinates. */
 export interface LazyItem {
@@ -220,6 +220,17 @@ export function drawLevel(
     } else {
       items.push({ el: null, parent: boxesG, make: make(null), ...rect });
     }
+  });
+  levelAnchors(level.level).forEach((a, k) => {
+    const pos = level.result.nodes[level.level.children.length + k];
+    if (pos === undefined) return;
+    const r = ANCHOR_SIZE / 2;
+    boxesG.append(
+      s("circle", {
+        class: `nbviz-anchor nbviz-anchor-${a === ANCHOR_IN ? "in" : "out"}`,
+        attrs: { cx: Math.round(pos.x + r), cy: Math.round(pos.y + r), r },
+      }),
+    );
   });
   const drawn: DrawnLevel = { result: level.result, el: g, boxes, slots, items };
   cache.levels.set(id, drawn);

@@ -25,12 +25,24 @@ export function toElk(request: LayoutRequest): ElkNode {
     id: `e${i}`,
     sources: [`c${e.s}`],
     targets: [`c${e.t}`],
-    ...(e.lw > 0 ? { labels: [{ id: `l${i}`, width: e.lw, height: e.lh }] } : {}),
+    // ELK places a label only when it has text; the text itself does not matter here
+    ...(e.lw > 0 ? { labels: [{ id: `l${i}`, text: "label", width: e.lw, height: e.lh }] } : {}),
   }));
   return {
     id: "root",
     layoutOptions: OPTIONS,
-    children: request.children.map((c, i) => ({ id: `c${i}`, width: c.w, height: c.h })),
+    children: request.children.map((c, i) => ({
+      id: `c${i}`,
+      width: c.w,
+      height: c.h,
+      ...(c.c === undefined
+        ? {}
+        : {
+            layoutOptions: {
+              "elk.layered.layering.layerConstraint": c.c === "first" ? "FIRST" : "LAST",
+            },
+          }),
+    })),
     edges,
   };
 }

@@ -2,7 +2,8 @@
 
 /** One level to lay out: boxes and edges by local index, so identical blocks share a result. */
 export interface LayoutRequest {
-  children: { w: number; h: number }[];
+  /** `c`: keep in the first or last layer (an open group's input and output anchors). */
+  children: { w: number; h: number; c?: "first" | "last" }[];
   /** Source and target child indices; label size (0 when none). */
   edges: { s: number; t: number; lw: number; lh: number }[];
 }

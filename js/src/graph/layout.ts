@@ -12,13 +12,15 @@ import type {
   WorkerRequest,
   WorkerResponse,
 } from "./layout-types";
-import { type Level, ROOT_BOX, type VisibleGraph } from "./model";
+import { ANCHOR_IN, type Level, levelAnchors, ROOT_BOX, type VisibleGraph } from "./model";
 import { WORKER_SOURCE } from "./worker-source";
 
 /** Padding around an open group's children, and the height of its header. */
 export const GROUP_PAD = 10;
 export const GROUP_HEADER = 24;
 export const LABEL_HEIGHT = 12;
+/** Size of an open group's input and output anchors. */
+export const ANCHOR_SIZE = 8;
 
 export interface Size {
   w: number;
@@ -144,12 +146,17 @@ export class Layouter {
   }
 
   private request(level: Level, sizes: Map<string, Size>): LayoutRequest {
-    const local = new Map(level.children.map((c, i) => [c, i]));
+    const anchors = levelAnchors(level);
+    const local = new Map([...level.children, ...anchors].map((c, i) => [c, i]));
+    const children: LayoutRequest["children"] = level.children.map((c) => {
+      const size = sizes.get(c) ?? { w: 80, h: 40 };
+      return { w: Math.round(size.w), h: Math.round(size.h) };
+    });
+    for (const a of anchors) {
+      children.push({ w: ANCHOR_SIZE, h: ANCHOR_SIZE, c: a === ANCHOR_IN ? "first" : "last" });
+    }
     return {
-      children: level.children.map((c) => {
-        const size = sizes.get(c) ?? { w: 80, h: 40 };
-        return { w: Math.round(size.w), h: Math.round(size.h) };
-      }),
+      children,
       edges: level.edges.map((e) => {
         const lw = Math.round(this.options.labelWidth(e));
         return {

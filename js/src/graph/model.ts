@@ -169,7 +169,10 @@ export interface VisibleEdge {
 export interface Level {
   id: string;
   children: string[];
-  /** Visible edges lifted to this level's children (src, dst direct children), merged. */
+  /**
+   * Visible edges lifted to this level's children (src, dst direct children, or ANCHOR_IN /
+   * ANCHOR_OUT for edges entering or leaving an open group), merged.
+   */
   edges: VisibleEdge[];
 }
 
@@ -183,6 +186,17 @@ export interface VisibleGraph {
 }
 
 export const nodeBox = (id: number): string => `n${id}`;
+/** Inside an open group, where edges from outside enter and edges to outside leave. */
+export const ANCHOR_IN = "@in";
+export const ANCHOR_OUT = "@out";
+
+/** The anchors a level's edges use, in layout order (input first). */
+export function levelAnchors(level: Level): string[] {
+  const out: string[] = [];
+  if (level.edges.some((e) => e.src === ANCHOR_IN)) out.push(ANCHOR_IN);
+  if (level.edges.some((e) => e.dst === ANCHOR_OUT)) out.push(ANCHOR_OUT);
+  return out;
+}
 export const foldBox = (key: string): string => `f:${key}`;
 
 function mergeEdge(map: Map<string, VisibleEdge>, src: string, dst: string, from: VisibleEdge) {
@@ -266,21 +280,29 @@ export function visibleGraph(
     return out;
   };
   const perLevel = new Map<string, Map<string, VisibleEdge>>();
+  const add = (level: string, a: string, b: string, e: VisibleEdge): void => {
+    let map = perLevel.get(level);
+    if (map === undefined) {
+      map = new Map();
+      perLevel.set(level, map);
+    }
+    mergeEdge(map, a, b, e);
+  };
   for (const e of edges) {
     const up = chain(e.src);
     const down = chain(e.dst);
     const upSet = new Set(up);
     const k = down.findIndex((b) => upSet.has(b));
     const lca = down[k] ?? ROOT_BOX;
-    const a = up[up.indexOf(lca) - 1];
+    const ia = up.indexOf(lca) - 1;
+    const a = up[ia];
     const b = down[k - 1];
     if (a === undefined || b === undefined) continue;
-    let map = perLevel.get(lca);
-    if (map === undefined) {
-      map = new Map();
-      perLevel.set(lca, map);
-    }
-    mergeEdge(map, a, b, e);
+    add(lca, a, b, e);
+    // inside each open group the edge leaves, it runs to the group's output anchor; inside
+    // each one it enters, from the group's input anchor
+    for (let j = 1; j <= ia; j++) add(up[j] ?? ROOT_BOX, up[j - 1] ?? "", ANCHOR_OUT, e);
+    for (let j = 1; j <= k - 1; j++) add(down[j] ?? ROOT_BOX, ANCHOR_IN, down[j - 1] ?? "", e);
   }
   for (const [id, map] of perLevel) {
     const level = levels.get(id);

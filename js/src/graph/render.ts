@@ -90,6 +90,8 @@ export interface GraphView {
 
 let markerCount = 0;
 const MARKS = ["is-highlighted", "is-neighbour", "is-selected"];
+/** The first view is not zoomed out further than this. */
+const READABLE = 0.7;
 /** Below this zoom, text is hidden. */
 const FAR = 0.45;
 /** Longest slice of drawing work before yielding to the browser. */
@@ -264,6 +266,17 @@ export function createGraphView(data: GraphViewData, options: GraphViewOptions =
     schedule();
   }
 
+  /** The first view: fitted, but never below a readable zoom (then the top of the graph). */
+  function initialView(): void {
+    fitToView();
+    const root = layout?.levels.get(ROOT_BOX)?.result;
+    if (!root || transform.k >= READABLE) return;
+    const k = READABLE;
+    const x = root.width * k <= size.w ? (size.w - root.width * k) / 2 : 8;
+    transform = { k, x, y: 8 };
+    schedule();
+  }
+
   /** Classes per box id (search matches, neighbours, selection), applied as boxes appear. */
   let marks = new Map<string, string[]>();
 
@@ -315,7 +328,7 @@ export function createGraphView(data: GraphViewData, options: GraphViewOptions =
     culler.set(assembled.placed);
     if (!fitted) {
       fitted = true;
-      fitToView();
+      initialView();
     }
     measure();
     uncover();
