@@ -407,6 +407,7 @@ export function createGraphView(data: GraphViewData, options: GraphViewOptions =
     applyMarks();
     const box = id >= 0 ? vg.boxOf[id] : undefined;
     if (box !== undefined) centerOn(box);
+    await shown();
   }
 
   // Interaction: click (toggle, unfold, select), wheel zoom, drag pan.
@@ -542,6 +543,10 @@ export function createGraphView(data: GraphViewData, options: GraphViewOptions =
         await refresh();
       }
       applyMarks();
+      const first = result.matches[0];
+      const box = first === undefined ? undefined : vg.boxOf[first];
+      if (box !== undefined) centerOn(box);
+      await shown();
       return result;
     },
     highlight(ids) {
