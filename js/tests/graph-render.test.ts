@@ -117,6 +117,24 @@ describe("createGraphView", () => {
     view.destroy();
   });
 
+  it("starts over on a new graph, keeping the selection", async () => {
+    const view = createGraphView({ graph: resnet(), selected: "fc" }, { fallback });
+    await view.idle();
+    await view.expandAll();
+    view.update({ graph: gpt(2) });
+    await view.idle();
+    expect(boxes(view.el)).toContain(foldBox("blocks.0#0"));
+    expect(view.el.querySelectorAll('[data-kind="open"]')).toHaveLength(0);
+    view.update({ selected: "lm_head" });
+    await view.idle();
+    await new Promise((r) => setTimeout(r, 50));
+    const head = view.index.nodes.findIndex((n) => n?.name === "lm_head");
+    expect(
+      view.el.querySelector(`[data-box="${nodeBox(head)}"]`)?.classList.contains("is-selected"),
+    ).toBe(true);
+    view.destroy();
+  });
+
   it("keeps user-controlled names as text", async () => {
     const evil = "<img src=x onerror=alert(1)>";
     const g = new GraphBuilder();

@@ -19,6 +19,8 @@ import { WORKER_SOURCE } from "./worker-source";
 export const GROUP_PAD = 10;
 export const GROUP_HEADER = 24;
 export const LABEL_HEIGHT = 12;
+/** Level layouts kept (least recently used dropped first). */
+export const CACHE_LIMIT = 2000;
 /** Size of an open group's input and output anchors. */
 export const ANCHOR_SIZE = 8;
 
@@ -176,7 +178,13 @@ export class Layouter {
       this.computed += 1;
       result = this.engine.compute(request);
       result.catch(() => this.cache.delete(key));
-      this.cache.set(key, result);
+    } else {
+      this.cache.delete(key); // re-inserted below: most recently used last
+    }
+    this.cache.set(key, result);
+    for (const oldest of this.cache.keys()) {
+      if (this.cache.size <= CACHE_LIMIT) break;
+      this.cache.delete(oldest);
     }
     return result;
   }
