@@ -24,6 +24,7 @@ import {
   type VisibleGraph,
   visibleGraph,
 } from "./model";
+import { attachPanZoom, type Transform } from "./pan-zoom";
 import { findModule, neighbours, type SearchResult, search } from "./query";
 import type { WireGraph } from "./wire";
 
@@ -45,11 +46,7 @@ export interface GraphViewOptions {
   revealLimit?: number;
 }
 
-export interface Transform {
-  k: number;
-  x: number;
-  y: number;
-}
+export type { Transform };
 
 /** Timings of the last refresh, for benchmarks and the status line. */
 export interface ViewStats {
@@ -98,8 +95,6 @@ const FAR = 0.45;
 const SLICE_MS = 25;
 /** Elements uncovered per frame (zooming out over a large graph shows it over a few frames). */
 const SHOW_PER_FRAME = 600;
-/** Text comes back this long after the last wheel event. */
-const ZOOM_SETTLE_MS = 150;
 
 /** Lets the browser run other tasks (input, paint) before continuing. */
 function yieldTask(): Promise<void> {
@@ -227,23 +222,6 @@ export function createGraphView(data: GraphViewData, options: GraphViewOptions =
     };
     if (raf) frame = raf(apply);
     else apply();
-  }
-
-  /**
-   * The view's client rectangle, read again only after a scroll or resize: reading it forces a
-   * style and layout flush, which on a large drawing costs more than the frame itself.
-   */
-  let clientRect: { left: number; top: number } | null = null;
-  const invalidateRect = (): void => {
-    clientRect = null;
-  };
-  function viewRect(): { left: number; top: number } {
-    clientRect ??= svg.getBoundingClientRect();
-    return clientRect;
-  }
-  if (typeof window !== "undefined") {
-    window.addEventListener("scroll", invalidateRect, { capture: true, passive: true });
-    window.addEventListener("resize", invalidateRect, { passive: true });
   }
 
   /** Reads the view's size (a layout flush: only on draw, fit and resize, never per frame). */
@@ -410,59 +388,17 @@ export function createGraphView(data: GraphViewData, options: GraphViewOptions =
     await shown();
   }
 
-  // Interaction: click (toggle, unfold, select), wheel zoom, drag pan.
-  let zoomTimer: ReturnType<typeof setTimeout> | undefined;
-  let drag: { x: number; y: number; tx: number; ty: number; moved: boolean } | null = null;
-  svg.addEventListener("pointerdown", (event) => {
-    if (event.button !== 0) return;
-    drag = { x: event.clientX, y: event.clientY, tx: transform.x, ty: transform.y, moved: false };
-  });
-  svg.addEventListener("pointermove", (event) => {
-    if (drag === null) return;
-    const dx = event.clientX - drag.x;
-    const dy = event.clientY - drag.y;
-    if (!drag.moved && Math.abs(dx) + Math.abs(dy) < 4) return;
-    if (!drag.moved && typeof svg.setPointerCapture === "function") {
-      try {
-        svg.setPointerCapture(event.pointerId);
-      } catch {
-        // a synthetic or already released pointer: pan without capture
-      }
-    }
-    drag.moved = true;
-    transform = { ...transform, x: drag.tx + dx, y: drag.ty + dy };
-    schedule();
-  });
-  const endDrag = (): void => {
-    // keep `moved` until the click that follows this pointerup has been ignored
-    setTimeout(() => {
-      drag = null;
-    }, 0);
-  };
-  svg.addEventListener("pointerup", endDrag);
-  svg.addEventListener("pointercancel", endDrag);
-  svg.addEventListener(
-    "wheel",
-    (event) => {
-      event.preventDefault();
-      // SVG text is laid out again at every scale change (about 75 ms for a screenful on a
-      // software-rendered page): hide text while the wheel turns, show it when it stops.
-      svg.classList.add("is-zooming");
-      clearTimeout(zoomTimer);
-      zoomTimer = setTimeout(() => svg.classList.remove("is-zooming"), ZOOM_SETTLE_MS);
-      const v = viewRect();
-      const px = event.clientX - v.left;
-      const py = event.clientY - v.top;
-      const factor = Math.exp(-event.deltaY * (event.deltaMode === 1 ? 0.05 : 0.0015));
-      const k = Math.min(8, Math.max(0.02, transform.k * factor));
-      const ratio = k / transform.k;
-      transform = { k, x: px - (px - transform.x) * ratio, y: py - (py - transform.y) * ratio };
+  // Interaction: wheel zoom and drag pan (pan-zoom.ts); click toggles, unfolds, selects.
+  const panZoom = attachPanZoom(
+    svg,
+    () => transform,
+    (t) => {
+      transform = t;
       schedule();
     },
-    { passive: false },
   );
   svg.addEventListener("click", (event) => {
-    if (drag?.moved) return;
+    if (panZoom.dragging()) return;
     const target = event.target instanceof Element ? event.target : null;
     const boxEl = target?.closest("[data-box]");
     const box = boxEl ? vg.boxes.get(boxEl.getAttribute("data-box") ?? "") : undefined;
@@ -562,12 +498,8 @@ export function createGraphView(data: GraphViewData, options: GraphViewOptions =
     },
     destroy() {
       destroyed = true;
-      clearTimeout(zoomTimer);
       resize?.disconnect();
-      if (typeof window !== "undefined") {
-        window.removeEventListener("scroll", invalidateRect, { capture: true });
-        window.removeEventListener("resize", invalidateRect);
-      }
+      panZoom.dispose();
       if (frame !== 0 && typeof cancelAnimationFrame === "function") cancelAnimationFrame(frame);
       if (ownsEngine) engine.dispose();
     },
@@ -576,7 +508,7 @@ export function createGraphView(data: GraphViewData, options: GraphViewOptions =
   const resize =
     typeof ResizeObserver === "function"
       ? new ResizeObserver(() => {
-          invalidateRect();
+          panZoom.invalidate();
           measure();
           schedule();
         })
