@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import os
 import shutil
 import statistics
 import subprocess
@@ -167,6 +168,8 @@ def main() -> None:
                     )
         browser.close()
         server.shutdown()
+        load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+        print(f"(load average at the end: {load} on {os.cpu_count()} CPUs; Chromium {chromium})")
 
 
 if __name__ == "__main__":
