@@ -23,11 +23,16 @@ export class Culler {
   }
 
   /**
-   * Shows (creating on first need) what intersects `view`, at most `budget` elements per call
-   * so that uncovering a whole graph is spread over frames, and hides the rest; returns how
-   * many elements still wait to be shown.
+   * Shows (creating on first need) what intersects `view`, at most `budget` elements and
+   * until `performance.now()` passes `deadline`, so that uncovering a whole graph is spread
+   * over frames, and hides the rest; returns how many elements still wait to be shown.
    */
-  update(view: Rect, budget = Number.POSITIVE_INFINITY): number {
+  update(
+    view: Rect,
+    budget = Number.POSITIVE_INFINITY,
+    deadline = Number.POSITIVE_INFINITY,
+  ): number {
+    let over = false;
     let shownNow = 0;
     let waiting = 0;
     const { placed, shown } = this;
@@ -42,7 +47,8 @@ export class Culler {
         shown[i] = 0;
         continue;
       }
-      if (shownNow >= budget) {
+      if (!over && shownNow % 16 === 15 && performance.now() > deadline) over = true;
+      if (over || shownNow >= budget) {
         waiting += 1;
         continue;
       }

@@ -93,8 +93,12 @@ const READABLE = 0.7;
 const FAR = 0.45;
 /** Longest slice of drawing work before yielding to the browser. */
 const SLICE_MS = 25;
-/** Elements uncovered per frame (zooming out over a large graph shows it over a few frames). */
+/**
+ * Elements uncovered per frame, and the script time spent making them (zooming out over a
+ * large graph shows it over a few frames; the browser's style and paint work follows suit).
+ */
 const SHOW_PER_FRAME = 600;
+const SHOW_MS = 12;
 
 /** Lets the browser run other tasks (input, paint) before continuing. */
 function yieldTask(): Promise<void> {
@@ -193,7 +197,8 @@ export function createGraphView(data: GraphViewData, options: GraphViewOptions =
   let uncovering = false;
   let shownWaiters: (() => void)[] = [];
   function uncover(): void {
-    uncovering = culler.update(visibleRect(transform, size.w, size.h), SHOW_PER_FRAME) > 0;
+    const rect = visibleRect(transform, size.w, size.h);
+    uncovering = culler.update(rect, SHOW_PER_FRAME, performance.now() + SHOW_MS) > 0;
     if (uncovering) {
       schedule();
       return;
