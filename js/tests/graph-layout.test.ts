@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { Culler, visibleRect } from "../src/graph/cull";
-import type { LazyItem, Placed } from "../src/graph/draw";
+import { besideMiddle, type LazyItem, type Placed } from "../src/graph/draw";
 import { createElkCompute } from "../src/graph/elk-layout";
 import {
   createLayoutEngine,
@@ -137,6 +137,13 @@ describe("Layouter", () => {
     expect(WORKER_SOURCE).toBe("");
     expect(() => createLayoutEngine()).toThrow(/no layout worker/);
     expect(createLayoutEngine(createElkCompute()).kind).toBe("in-process");
+  });
+});
+
+describe("edge labels", () => {
+  it("sit beside the middle of the longest segment", () => {
+    expect(besideMiddle([0, 0, 0, 10, 0, 110])).toEqual([4, 54]);
+    expect(besideMiddle([10, 0, 30, 0])).toEqual([24, -6]);
   });
 });
 

@@ -80,6 +80,24 @@ function pathData(points: readonly number[]): string {
   return d;
 }
 
+/** Top-left corner of a label beside the middle of a polyline's longest segment. */
+export function besideMiddle(points: readonly number[]): [number, number] {
+  let best = 0;
+  let at = 0;
+  for (let i = 0; i + 3 < points.length; i += 2) {
+    const dx = (points[i + 2] ?? 0) - (points[i] ?? 0);
+    const dy = (points[i + 3] ?? 0) - (points[i + 1] ?? 0);
+    const length = dx * dx + dy * dy;
+    if (length > best) {
+      best = length;
+      at = i;
+    }
+  }
+  const mx = ((points[at] ?? 0) + (points[at + 2] ?? 0)) / 2;
+  const my = ((points[at + 1] ?? 0) + (points[at + 3] ?? 0)) / 2;
+  return [mx + 4, my - 6];
+}
+
 function edgeItems(level: LevelLayout, marker: string, parent: SVGGElement, items: LazyItem[]) {
   level.level.edges.forEach((edge, i) => {
     const route = level.result.edges[i];
@@ -100,9 +118,10 @@ function edgeItems(level: LevelLayout, marker: string, parent: SVGGElement, item
       x1: Math.max(...xs),
       y1: Math.max(...ys),
     });
-    if (Number.isFinite(route.lx)) {
+    if (edge.shape.length > 0 || edge.count > 1) {
       const text = edgeLabel(edge.shape, edge.dtype, edge.count);
-      const { lx, ly } = route;
+      // ELK's label position when it placed one, else beside the middle of the longest segment
+      const [lx, ly] = Number.isFinite(route.lx) ? [route.lx, route.ly] : besideMiddle(pts);
       items.push({
         el: null,
         parent,

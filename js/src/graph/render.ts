@@ -40,6 +40,8 @@ export interface GraphViewOptions {
   engine?: LayoutEngine;
   /** In-process layout for environments without the bundled worker (vitest). */
   fallback?: LayoutCompute;
+  /** Let ELK make room for edge labels (slower, taller); default false: labels beside edges. */
+  layoutLabels?: boolean;
   /** Share layouts between identical blocks (default true; false for benchmarks). */
   shareLayouts?: boolean;
   /** Search matches revealed (groups expanded, folds unfolded) up to this many. */
@@ -188,7 +190,10 @@ export function createGraphView(data: GraphViewData, options: GraphViewOptions =
         if (box === undefined) return { w: 60, h: 30 };
         return measureBox(boxText(index, box), box.kind === "group");
       },
-      labelWidth: (e) => labelWidth(edgeLabel(e.shape, e.dtype, e.count)),
+      // Shape labels are drawn beside their edges rather than laid out by ELK: label dummies
+      // double the layers ELK works through, and the layout grows much taller.
+      labelWidth: (e) =>
+        options.layoutLabels ? labelWidth(edgeLabel(e.shape, e.dtype, e.count)) : 0,
       share: options.shareLayouts ?? true,
     });
   let lay = layouter();
