@@ -1,20 +1,55 @@
 // Bundles the front end into the Python package: one ES module and one stylesheet.
+// The layout worker (js/src/graph/layout.worker.ts, with elkjs) is bundled first, in memory,
+// and its text replaces js/src/graph/worker-source.ts in the widget bundle: anywidget loads a
+// single ESM file, so the worker is started from a Blob URL of that text.
+
+import path from "node:path";
 import * as esbuild from "esbuild";
 
 const watch = process.argv.includes("--watch");
+const minify = !watch;
+
+export async function buildWorker() {
+  const out = await esbuild.build({
+    entryPoints: ["js/src/graph/layout.worker.ts"],
+    bundle: true,
+    format: "iife",
+    target: "es2020",
+    minify,
+    write: false,
+    logLevel: "warning",
+  });
+  return out.outputFiles[0].text;
+}
+
+/** Replaces worker-source.ts with the built worker's text (rebuilt on each build). */
+export const inlineWorker = {
+  name: "nbviz-inline-worker",
+  setup(build) {
+    build.onLoad({ filter: /[\\/]graph[\\/]worker-source\.ts$/ }, async () => ({
+      contents: `export const WORKER_SOURCE = ${JSON.stringify(await buildWorker())};`,
+      loader: "js",
+      watchFiles: [path.resolve("js/src/graph/layout.worker.ts")],
+    }));
+  },
+};
+
 const options = {
   entryPoints: { widget: "js/src/widget.ts", style: "js/src/style.css" },
   outdir: "nbviz/static",
   bundle: true,
   format: "esm",
   target: "es2020",
-  minify: !watch,
+  minify,
   sourcemap: watch ? "inline" : false,
   logLevel: "info",
+  plugins: [inlineWorker],
 };
 
-if (watch) {
-  await (await esbuild.context(options)).watch();
-} else {
-  await esbuild.build(options);
+if (process.argv[1] && import.meta.url.endsWith(path.basename(process.argv[1]))) {
+  if (watch) {
+    await (await esbuild.context(options)).watch();
+  } else {
+    await esbuild.build(options);
+  }
 }

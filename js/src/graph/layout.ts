@@ -1,0 +1,191 @@
+/**
+ * Lazy, per-group layout off the main thread. Each level (the root, or an open group) is laid
+ * out on its own with its open child groups as fixed boxes the size of their own layout, so
+ * opening a group lays out that group and then only its ancestors; results are cached by
+ * content (sizes and edges by local index), so identical blocks share one layout.
+ */
+
+import type {
+  LayoutCompute,
+  LayoutRequest,
+  LayoutResult,
+  WorkerRequest,
+  WorkerResponse,
+} from "./layout-types";
+import { ANCHOR_IN, type Level, levelAnchors, ROOT_BOX, type VisibleGraph } from "./model";
+import { WORKER_SOURCE } from "./worker-source";
+
+/** Padding around an open group's children, and the height of its header. */
+export const GROUP_PAD = 10;
+export const GROUP_HEADER = 24;
+export const LABEL_HEIGHT = 12;
+/** Level layouts kept (least recently used dropped first). */
+export const CACHE_LIMIT = 2000;
+/** Size of an open group's input and output anchors. */
+export const ANCHOR_SIZE = 8;
+
+export interface Size {
+  w: number;
+  h: number;
+}
+
+export interface LayoutEngine {
+  compute: LayoutCompute;
+  /** "worker" or "in-process". */
+  kind: string;
+  dispose(): void;
+}
+
+/** A Web Worker made from bundled source text (a Blob URL): anywidget loads one ESM file. */
+export function createWorkerEngine(source: string): LayoutEngine {
+  const url = URL.createObjectURL(new Blob([source], { type: "text/javascript" }));
+  const worker = new Worker(url);
+  let nextId = 1;
+  const pending = new Map<number, { resolve(r: LayoutResult): void; reject(e: Error): void }>();
+  worker.onmessage = (event: MessageEvent<WorkerResponse>) => {
+    const msg = event.data;
+    const waiter = pending.get(msg.id);
+    if (waiter === undefined) return; // answered after dispose: drop
+    pending.delete(msg.id);
+    if ("error" in msg) waiter.reject(new Error(msg.error));
+    else waiter.resolve(msg.result);
+  };
+  worker.onerror = (event) => {
+    for (const waiter of pending.values()) waiter.reject(new Error(event.message));
+    pending.clear();
+  };
+  return {
+    kind: "worker",
+    compute(request) {
+      const id = nextId++;
+      return new Promise((resolve, reject) => {
+        pending.set(id, { resolve, reject });
+        worker.postMessage({ id, request } satisfies WorkerRequest);
+      });
+    },
+    dispose() {
+      worker.terminate();
+      URL.revokeObjectURL(url);
+      for (const waiter of pending.values()) waiter.reject(new Error("layout disposed"));
+      pending.clear();
+    },
+  };
+}
+
+/**
+ * The worker when the bundle carries one and the page has workers; otherwise `fallback` (an
+ * in-process computation, meant for vitest/jsdom only).
+ */
+export function createLayoutEngine(fallback?: LayoutCompute): LayoutEngine {
+  if (WORKER_SOURCE !== "" && typeof Worker !== "undefined" && typeof Blob !== "undefined") {
+    return createWorkerEngine(WORKER_SOURCE);
+  }
+  if (fallback === undefined) throw new Error("nbviz: no layout worker in this build");
+  return { kind: "in-process", compute: fallback, dispose() {} };
+}
+
+export interface LevelLayout {
+  level: Level;
+  result: LayoutResult;
+}
+
+export interface FullLayout {
+  levels: Map<string, LevelLayout>;
+  /** Size of every visible box (open groups: their layout plus header and padding). */
+  sizes: Map<string, Size>;
+}
+
+export interface LayouterOptions {
+  /** Size of a box that is not an open group. */
+  measure(boxId: string): Size;
+  /** Width of an edge's label, 0 for none. */
+  labelWidth(edge: Level["edges"][number]): number;
+  /**
+   * Share results between levels with equal content (identical blocks); default true. False
+   * still caches per level, keyed by the level's id as well.
+   */
+  share?: boolean;
+}
+
+export class Layouter {
+  private readonly cache = new Map<string, Promise<LayoutResult>>();
+  private generation = 0;
+  /** Levels computed (cache misses) since creation, for tests and benchmarks. */
+  computed = 0;
+
+  constructor(
+    private readonly engine: LayoutEngine,
+    private readonly options: LayouterOptions,
+  ) {}
+
+  /** Lays out every level of `graph`; null when a later call superseded this one. */
+  async layout(graph: VisibleGraph): Promise<FullLayout | null> {
+    const generation = ++this.generation;
+    const sizes = new Map<string, Size>();
+    const levels = new Map<string, LevelLayout>();
+    const run = async (id: string): Promise<boolean> => {
+      const level = graph.levels.get(id);
+      if (level === undefined) return true;
+      const open = level.children.filter((c) => graph.levels.has(c));
+      const done = await Promise.all(open.map(run));
+      if (done.includes(false) || generation !== this.generation) return false;
+      const request = this.request(level, sizes);
+      const result = await this.compute(request, this.options.share === false ? id : "");
+      if (generation !== this.generation) return false;
+      levels.set(id, { level, result });
+      sizes.set(id, {
+        w: result.width + 2 * GROUP_PAD,
+        h: result.height + GROUP_HEADER + GROUP_PAD,
+      });
+      return true;
+    };
+    for (const level of graph.levels.values()) {
+      for (const c of level.children)
+        if (!graph.levels.has(c)) sizes.set(c, this.options.measure(c));
+    }
+    const ok = await run(ROOT_BOX);
+    return ok && generation === this.generation ? { levels, sizes } : null;
+  }
+
+  private request(level: Level, sizes: Map<string, Size>): LayoutRequest {
+    const anchors = levelAnchors(level);
+    const local = new Map([...level.children, ...anchors].map((c, i) => [c, i]));
+    const children: LayoutRequest["children"] = level.children.map((c) => {
+      const size = sizes.get(c) ?? { w: 80, h: 40 };
+      return { w: Math.round(size.w), h: Math.round(size.h) };
+    });
+    for (const a of anchors) {
+      children.push({ w: ANCHOR_SIZE, h: ANCHOR_SIZE, c: a === ANCHOR_IN ? "first" : "last" });
+    }
+    return {
+      children,
+      edges: level.edges.map((e) => {
+        const lw = Math.round(this.options.labelWidth(e));
+        return {
+          s: local.get(e.src) ?? 0,
+          t: local.get(e.dst) ?? 0,
+          lw,
+          lh: lw > 0 ? LABEL_HEIGHT : 0,
+        };
+      }),
+    };
+  }
+
+  private compute(request: LayoutRequest, scope: string): Promise<LayoutResult> {
+    const key = `${scope}|${JSON.stringify(request)}`;
+    let result = this.cache.get(key);
+    if (result === undefined) {
+      this.computed += 1;
+      result = this.engine.compute(request);
+      result.catch(() => this.cache.delete(key));
+    } else {
+      this.cache.delete(key); // re-inserted below: most recently used last
+    }
+    this.cache.set(key, result);
+    for (const oldest of this.cache.keys()) {
+      if (this.cache.size <= CACHE_LIMIT) break;
+      this.cache.delete(oldest);
+    }
+    return result;
+  }
+}

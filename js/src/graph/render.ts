@@ -1,0 +1,530 @@
+/**
+ * The structure diagram: a dataflow graph drawn as nested boxes in SVG, with expand/collapse,
+ * fold/unfold, search, neighbour highlight, selection, zoom, pan and fit. Layout runs in a
+ * worker (layout.ts); everything sits under one `<g transform>`, so pan and zoom change one
+ * attribute per animation frame.
+ *
+ * Hooks: `.nbviz.nbviz-graph`; `svg .nbviz-viewport`; boxes `.nbviz-box[data-box]` with
+ * `.is-selected`, `.is-highlighted`, `.is-neighbour`; `svg.is-far` when zoomed out (no text).
+ */
+
+import { s, viewRoot } from "../draw/dom";
+import { Culler, type Rect, visibleRect } from "./cull";
+import { assemble, DrawCache, drawLevel, postOrder } from "./draw";
+import { boxText, edgeLabel, labelWidth, measureBox } from "./labels";
+import { createLayoutEngine, type FullLayout, type LayoutEngine, Layouter } from "./layout";
+import type { LayoutCompute } from "./layout-types";
+import {
+  ancestors,
+  type GraphIndex,
+  indexGraph,
+  isGroup,
+  ROOT,
+  ROOT_BOX,
+  type VisibleGraph,
+  visibleGraph,
+} from "./model";
+import { attachPanZoom, type Transform } from "./pan-zoom";
+import { findModule, neighbours, type SearchResult, search } from "./query";
+import type { WireGraph } from "./wire";
+
+export interface GraphViewData {
+  graph: WireGraph;
+  /** Qualified name of the selected module, or null. */
+  selected: string | null;
+}
+
+export interface GraphViewOptions {
+  onSelect?: (name: string) => void;
+  /** The layout engine; default: the bundled worker, else `fallback`. */
+  engine?: LayoutEngine;
+  /** In-process layout for environments without the bundled worker (vitest). */
+  fallback?: LayoutCompute;
+  /** Let ELK make room for edge labels (slower, taller); default false: labels beside edges. */
+  layoutLabels?: boolean;
+  /** Share layouts between identical blocks (default true; false for benchmarks). */
+  shareLayouts?: boolean;
+  /** Search matches revealed (groups expanded, folds unfolded) up to this many. */
+  revealLimit?: number;
+}
+
+export type { Transform };
+
+/** Timings of the last refresh, for benchmarks and the status line. */
+export interface ViewStats {
+  /** From the state change to the layout in hand (visible graph + worker). */
+  layoutMs: number;
+  /** Building or reusing the SVG (main thread). */
+  drawMs: number;
+  /** Levels sent to the layout engine so far (cache misses). */
+  levelsComputed: number;
+  /** Levels whose elements the last draw rebuilt. */
+  levelsDrawn: number;
+  /** Boxes in the visible graph (drawn when they come into view). */
+  boxes: number;
+}
+
+export interface GraphView {
+  el: HTMLDivElement;
+  readonly stats: ViewStats;
+  readonly index: GraphIndex;
+  update(next: Partial<GraphViewData>): void;
+  /** Resolves when the latest state is laid out and drawn. */
+  idle(): Promise<void>;
+  setExpanded(group: number, open: boolean): Promise<void>;
+  setUnfolded(key: string, unfolded: boolean): Promise<void>;
+  expandAll(): Promise<void>;
+  collapseAll(): Promise<void>;
+  /** Highlights the matches (revealing them when few) and returns them. */
+  search(query: string): Promise<SearchResult>;
+  /** Highlights the boxes showing these node ids (empty: clear). */
+  highlight(ids: readonly number[]): void;
+  /** Shows the selection of a module chosen elsewhere (revealing it); null clears. */
+  select(name: string | null): Promise<void>;
+  fit(): void;
+  getTransform(): Transform;
+  setTransform(t: Transform): void;
+  destroy(): void;
+}
+
+let markerCount = 0;
+const MARKS = ["is-highlighted", "is-neighbour", "is-selected"];
+/** The first view is not zoomed out further than this. */
+const READABLE = 0.7;
+/** Below this zoom, text is hidden. */
+const FAR = 0.45;
+/** Longest slice of drawing work before yielding to the browser. */
+const SLICE_MS = 25;
+/**
+ * Elements uncovered per frame, and the script time spent making them (zooming out over a
+ * large graph shows it over a few frames; the browser's style and paint work follows suit).
+ */
+const SHOW_PER_FRAME = 600;
+const SHOW_MS = 12;
+
+/** Lets the browser run other tasks (input, paint) before continuing. */
+function yieldTask(): Promise<void> {
+  if (typeof MessageChannel === "undefined") return new Promise((r) => setTimeout(r, 0));
+  return new Promise((resolve) => {
+    const channel = new MessageChannel();
+    channel.port1.onmessage = () => {
+      channel.port1.close();
+      resolve();
+    };
+    channel.port2.postMessage(null);
+  });
+}
+
+/** Default expansion: nothing, unless the top level is one module wrapping everything. */
+function defaultExpanded(index: GraphIndex): Set<number> {
+  const top = index.children.get(ROOT) ?? [];
+  const groups = top.filter((id) => index.nodes[id]?.kind === "module");
+  const only = groups[0];
+  return groups.length === 1 && only !== undefined && isGroup(index, only)
+    ? new Set([only])
+    : new Set();
+}
+
+export function createGraphView(data: GraphViewData, options: GraphViewOptions = {}): GraphView {
+  const engine = options.engine ?? createLayoutEngine(options.fallback);
+  const ownsEngine = options.engine === undefined;
+  const marker = `nbviz-arrow-${++markerCount}`;
+  const viewport = s("g", { class: "nbviz-viewport" });
+  const svg = s(
+    "svg",
+    { class: "nbviz-graph-svg", attrs: { role: "img", "aria-label": "Model structure" } },
+    s(
+      "defs",
+      {},
+      s(
+        "marker",
+        {
+          attrs: {
+            id: marker,
+            viewBox: "0 0 10 10",
+            refX: 9,
+            refY: 5,
+            markerWidth: 7,
+            markerHeight: 7,
+            orient: "auto-start-reverse",
+          },
+        },
+        s("path", { class: "nbviz-arrow", attrs: { d: "M0 0L10 5L0 10z" } }),
+      ),
+    ),
+    viewport,
+  );
+  const status = s("text", { class: "nbviz-graph-status", attrs: { x: 8, y: 18 } });
+  svg.append(status);
+  const el = viewRoot("graph", svg);
+
+  let current: GraphViewData = { ...data };
+  let index = indexGraph(current.graph);
+  let expanded = defaultExpanded(index);
+  let unfolded = new Set<string>();
+  let vg: VisibleGraph = visibleGraph(index, expanded, unfolded);
+  let layout: FullLayout | null = null;
+  let cache = newCache();
+  let rects = new Map<string, Rect>();
+  let highlighted: readonly number[] = [];
+  let neighbourIds: readonly number[] = [];
+  let transform: Transform = { k: 1, x: 0, y: 0 };
+  let fitted = false;
+  let frame = 0;
+  let pending: Promise<void> = Promise.resolve();
+  let destroyed = false;
+  const culler = new Culler();
+  let size = { w: 800, h: 480 };
+  const stats: ViewStats = {
+    layoutMs: 0,
+    drawMs: 0,
+    levelsComputed: 0,
+    levelsDrawn: 0,
+    boxes: 0,
+  };
+
+  const layouter = (): Layouter =>
+    new Layouter(engine, {
+      measure(id) {
+        const box = vg.boxes.get(id);
+        if (box === undefined) return { w: 60, h: 30 };
+        return measureBox(boxText(index, box), box.kind === "group");
+      },
+      // Shape labels are drawn beside their edges rather than laid out by ELK: label dummies
+      // double the layers ELK works through, and the layout grows much taller.
+      labelWidth: (e) =>
+        options.layoutLabels ? labelWidth(edgeLabel(e.shape, e.dtype, e.count)) : 0,
+      share: options.shareLayouts ?? true,
+    });
+  let lay = layouter();
+
+  /** Shows what is in view (a slice per frame); resolves `idle()` waiters when done. */
+  let uncovering = false;
+  let shownWaiters: (() => void)[] = [];
+  function uncover(): void {
+    const rect = visibleRect(transform, size.w, size.h);
+    uncovering = culler.update(rect, SHOW_PER_FRAME, performance.now() + SHOW_MS) > 0;
+    if (uncovering) {
+      schedule();
+      return;
+    }
+    const waiters = shownWaiters;
+    shownWaiters = [];
+    for (const resolve of waiters) resolve();
+  }
+  function shown(): Promise<void> {
+    if (!uncovering) return Promise.resolve();
+    return new Promise((resolve) => shownWaiters.push(resolve));
+  }
+
+  function schedule(): void {
+    if (frame !== 0 || destroyed) return;
+    uncovering = true; // until the frame has shown what is in view
+    const raf = typeof requestAnimationFrame === "function" ? requestAnimationFrame : null;
+    const apply = (): void => {
+      frame = 0;
+      viewport.setAttribute(
+        "transform",
+        `translate(${transform.x.toFixed(1)},${transform.y.toFixed(1)}) scale(${transform.k.toFixed(4)})`,
+      );
+      svg.classList.toggle("is-far", transform.k < FAR);
+      uncover();
+    };
+    if (raf) frame = raf(apply);
+    else apply();
+  }
+
+  /** Reads the view's size (a layout flush: only on draw, fit and resize, never per frame). */
+  function measure(): { w: number; h: number } {
+    const rect = svg.getBoundingClientRect();
+    size = { w: rect.width || 800, h: rect.height || 480 };
+    return size;
+  }
+
+  function fitToView(): void {
+    const root = layout?.levels.get(ROOT_BOX)?.result;
+    if (!root) return;
+    const { w, h } = measure();
+    const k = Math.min(
+      1.5,
+      (0.95 * w) / Math.max(1, root.width),
+      (0.95 * h) / Math.max(1, root.height),
+    );
+    transform = { k, x: (w - root.width * k) / 2, y: (h - root.height * k) / 2 };
+    schedule();
+  }
+
+  /** The first view: fitted, but never below a readable zoom (then the top of the graph). */
+  function initialView(): void {
+    fitToView();
+    const root = layout?.levels.get(ROOT_BOX)?.result;
+    if (!root || transform.k >= READABLE) return;
+    const k = READABLE;
+    const x = root.width * k <= size.w ? (size.w - root.width * k) / 2 : 8;
+    transform = { k, x, y: 8 };
+    schedule();
+  }
+
+  /** Classes per box id (search matches, neighbours, selection), applied as boxes appear. */
+  let marks = new Map<string, string[]>();
+
+  function applyMarks(): void {
+    const next = new Map<string, string[]>();
+    const mark = (ids: readonly number[], cls: string): void => {
+      for (const id of ids) {
+        const box = vg.boxOf[id];
+        if (box !== undefined) next.set(box, [...(next.get(box) ?? []), cls]);
+      }
+    };
+    mark(highlighted, "is-highlighted");
+    mark(neighbourIds, "is-neighbour");
+    const sel = current.selected === null ? -1 : findModule(index, current.selected);
+    mark(sel >= 0 ? [sel] : [], "is-selected");
+    for (const cls of MARKS)
+      for (const el of svg.querySelectorAll(`.${cls}`)) el.classList.remove(cls);
+    marks = next;
+    for (const [box, classes] of marks) cache.boxEls.get(box)?.classList.add(...classes);
+  }
+
+  function newCache(): DrawCache {
+    const c = new DrawCache();
+    c.onCreate = (id, el) => {
+      const classes = marks.get(id);
+      if (classes) el.classList.add(...classes);
+    };
+    return c;
+  }
+
+  /** Builds the drawing in slices of about SLICE_MS, yielding between them; false if stale. */
+  async function draw(next: FullLayout, mine: VisibleGraph): Promise<boolean> {
+    const t0 = performance.now();
+    let slice = t0;
+    cache.drawn = 0;
+    for (const id of postOrder(next, ROOT_BOX)) {
+      drawLevel(index, mine, next, id, cache, marker);
+      if (performance.now() - slice > SLICE_MS) {
+        await yieldTask();
+        if (mine !== vg || destroyed) return false;
+        slice = performance.now();
+      }
+    }
+    layout = next;
+    for (const id of cache.levels.keys()) if (!next.levels.has(id)) cache.levels.delete(id);
+    const assembled = assemble(next, cache, ROOT_BOX);
+    const root = assembled.el;
+    rects = assembled.rects;
+    culler.set(assembled.placed);
+    if (!fitted) {
+      fitted = true;
+      initialView();
+    }
+    measure();
+    uncover();
+    if (root && (viewport.firstChild !== root || viewport.childNodes.length !== 1)) {
+      viewport.replaceChildren(root);
+    }
+    applyMarks();
+    status.textContent = "";
+    stats.drawMs = performance.now() - t0;
+    stats.levelsDrawn = cache.drawn;
+    stats.levelsComputed = lay.computed;
+    stats.boxes = mine.boxes.size;
+    return true;
+  }
+
+  /** Recomputes the visible graph and lays it out; stale layouts are dropped. */
+  function refresh(): Promise<void> {
+    vg = visibleGraph(index, expanded, unfolded);
+    const mine = vg;
+    const t0 = performance.now();
+    status.textContent = layout === null ? "Laying out…" : "";
+    const run = lay.layout(mine).then(
+      async (next) => {
+        if (next === null || mine !== vg || destroyed) return;
+        stats.layoutMs = performance.now() - t0;
+        await draw(next, mine);
+      },
+      (error: unknown) => {
+        status.textContent = `Layout failed: ${String(error)}`;
+      },
+    );
+    pending = run;
+    return run;
+  }
+
+  function reveal(ids: readonly number[]): boolean {
+    let changed = false;
+    for (const id of ids) {
+      for (const a of [id, ...ancestors(index, id)]) {
+        if (a !== id && !expanded.has(a)) {
+          expanded.add(a);
+          changed = true;
+        }
+        const fold = index.foldOf.get(a);
+        if (fold !== undefined && !unfolded.has(fold.key)) {
+          unfolded.add(fold.key);
+          changed = true;
+        }
+      }
+    }
+    return changed;
+  }
+
+  /** Pans so that the box is in the middle of the view, unless it is in view already. */
+  function centerOn(boxId: string): void {
+    const r = rects.get(boxId);
+    if (r === undefined) return;
+    const { k, x, y } = transform;
+    const left = x + r.x0 * k;
+    const top = y + r.y0 * k;
+    const right = x + r.x1 * k;
+    const bottom = y + r.y1 * k;
+    if (left >= 0 && top >= 0 && right <= size.w && bottom <= size.h) return;
+    transform = {
+      k,
+      x: size.w / 2 - ((r.x0 + r.x1) / 2) * k,
+      y: size.h / 2 - ((r.y0 + r.y1) / 2) * k,
+    };
+    schedule();
+  }
+
+  async function select(name: string | null): Promise<void> {
+    current = { ...current, selected: name };
+    const id = name === null ? -1 : findModule(index, name);
+    if (id >= 0 && reveal([id])) await refresh();
+    applyMarks();
+    const box = id >= 0 ? vg.boxOf[id] : undefined;
+    if (box !== undefined) centerOn(box);
+    await shown();
+  }
+
+  // Interaction: wheel zoom and drag pan (pan-zoom.ts); click toggles, unfolds, selects.
+  const panZoom = attachPanZoom(
+    svg,
+    () => transform,
+    (t) => {
+      transform = t;
+      schedule();
+    },
+  );
+  svg.addEventListener("click", (event) => {
+    if (panZoom.dragging()) return;
+    const target = event.target instanceof Element ? event.target : null;
+    const boxEl = target?.closest("[data-box]");
+    const box = boxEl ? vg.boxes.get(boxEl.getAttribute("data-box") ?? "") : undefined;
+    if (box === undefined) {
+      neighbourIds = [];
+      applyMarks();
+      return;
+    }
+    if (box.fold !== undefined) {
+      void view.setUnfolded(box.fold.key, true);
+      return;
+    }
+    if (target?.closest("[data-toggle]") && (box.kind === "group" || box.kind === "open")) {
+      void view.setExpanded(box.node, box.kind === "group");
+      return;
+    }
+    const nb = neighbours(index, box.node);
+    neighbourIds = [...nb.inputs, ...nb.outputs];
+    const node = index.nodes[box.node];
+    if (node?.kind === "module") {
+      current = { ...current, selected: node.name };
+      options.onSelect?.(node.name);
+    }
+    applyMarks();
+  });
+
+  const view: GraphView = {
+    el,
+    stats,
+    get index() {
+      return index;
+    },
+    update(next) {
+      const previous = current;
+      current = { ...current, ...next };
+      if (current.graph !== previous.graph) {
+        index = indexGraph(current.graph);
+        expanded = defaultExpanded(index);
+        unfolded = new Set();
+        highlighted = [];
+        neighbourIds = [];
+        cache = newCache();
+        lay = layouter();
+        layout = null;
+        fitted = false;
+        void refresh().then(() => select(current.selected));
+      } else if (current.selected !== previous.selected) {
+        void select(current.selected);
+      }
+    },
+    idle: () => pending.then(shown),
+    setExpanded(group, open) {
+      if (open === expanded.has(group)) return pending;
+      if (open) expanded.add(group);
+      else expanded.delete(group);
+      return refresh();
+    },
+    setUnfolded(key, value) {
+      if (value === unfolded.has(key)) return pending;
+      if (value) unfolded.add(key);
+      else unfolded.delete(key);
+      return refresh();
+    },
+    expandAll() {
+      expanded = new Set([...index.children.keys()].filter((g) => g !== ROOT));
+      unfolded = new Set(index.folds.map((f) => f.key));
+      return refresh();
+    },
+    collapseAll() {
+      expanded = defaultExpanded(index);
+      unfolded = new Set();
+      return refresh();
+    },
+    async search(query) {
+      const result = search(index, query);
+      highlighted = result.matches;
+      if (result.matches.length <= (options.revealLimit ?? 40) && reveal(result.matches)) {
+        await refresh();
+      }
+      applyMarks();
+      const first = result.matches[0];
+      const box = first === undefined ? undefined : vg.boxOf[first];
+      if (box !== undefined) centerOn(box);
+      await shown();
+      return result;
+    },
+    highlight(ids) {
+      highlighted = [...ids];
+      applyMarks();
+    },
+    select,
+    fit: fitToView,
+    getTransform: () => ({ ...transform }),
+    setTransform(t) {
+      transform = { ...t };
+      schedule();
+    },
+    destroy() {
+      destroyed = true;
+      resize?.disconnect();
+      panZoom.dispose();
+      if (frame !== 0 && typeof cancelAnimationFrame === "function") cancelAnimationFrame(frame);
+      if (ownsEngine) engine.dispose();
+    },
+  };
+
+  const resize =
+    typeof ResizeObserver === "function"
+      ? new ResizeObserver(() => {
+          panZoom.invalidate();
+          measure();
+          schedule();
+        })
+      : null;
+  resize?.observe(svg);
+
+  void refresh().then(() => select(current.selected));
+  return view;
+}

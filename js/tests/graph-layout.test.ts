@@ -1,0 +1,202 @@
+import { describe, expect, it } from "vitest";
+import { Culler, visibleRect } from "../src/graph/cull";
+import { besideMiddle, type LazyItem, type Placed } from "../src/graph/draw";
+import { createElkCompute } from "../src/graph/elk-layout";
+import {
+  createLayoutEngine,
+  GROUP_HEADER,
+  GROUP_PAD,
+  type LayoutEngine,
+  Layouter,
+} from "../src/graph/layout";
+import type { LayoutRequest, LayoutResult } from "../src/graph/layout-types";
+import { indexGraph, nodeBox, ROOT_BOX, visibleGraph } from "../src/graph/model";
+import { WORKER_SOURCE } from "../src/graph/worker-source";
+import { gpt, resnet } from "./fixtures/graphs";
+
+const none = new Set<never>();
+const measure = () => ({ w: 100, h: 40 });
+const options = { measure, labelWidth: () => 0 };
+
+/** An engine that answers only when told, to test ordering and staleness. */
+function manualEngine() {
+  const calls: { request: LayoutRequest; resolve(r: LayoutResult): void }[] = [];
+  const engine: LayoutEngine = {
+    kind: "manual",
+    compute: (request) => new Promise((resolve) => calls.push({ request, resolve })),
+    dispose() {},
+  };
+  const answer = (i: number): void => {
+    const call = calls[i];
+    if (!call) throw new Error(`no call ${i}`);
+    call.resolve({
+      width: 10 * call.request.children.length,
+      height: 50,
+      nodes: call.request.children.map((_, j) => ({ x: 10 * j, y: 0 })),
+      edges: call.request.edges.map(() => ({
+        points: [0, 0, 1, 1],
+        lx: Number.NaN,
+        ly: Number.NaN,
+      })),
+    });
+  };
+  return { engine, calls, answer };
+}
+
+const tick = () => new Promise((r) => setTimeout(r, 0));
+
+describe("ELK layout", () => {
+  it("places every child and routes every edge of a level", async () => {
+    const compute = createElkCompute();
+    const result = await compute({
+      children: [
+        { w: 80, h: 30 },
+        { w: 80, h: 30 },
+        { w: 80, h: 30 },
+      ],
+      edges: [
+        { s: 0, t: 1, lw: 40, lh: 12 },
+        { s: 1, t: 2, lw: 0, lh: 0 },
+        { s: 0, t: 2, lw: 0, lh: 0 },
+      ],
+    });
+    expect(result.nodes).toHaveLength(3);
+    expect(result.edges).toHaveLength(3);
+    // top to bottom, in dataflow order
+    expect(result.nodes[0]?.y).toBeLessThan(result.nodes[1]?.y ?? 0);
+    expect(result.nodes[1]?.y).toBeLessThan(result.nodes[2]?.y ?? 0);
+    for (const e of result.edges) expect(e.points.length).toBeGreaterThanOrEqual(4);
+    // the label sits between the two boxes it connects (ELK skips labels without text)
+    expect(result.edges[0]?.ly).toBeGreaterThanOrEqual((result.nodes[0]?.y ?? 0) + 30);
+    expect(result.edges[0]?.ly).toBeLessThan(result.nodes[1]?.y ?? 0);
+    expect(Number.isNaN(result.edges[1]?.lx)).toBe(true);
+    expect(result.width).toBeGreaterThan(80);
+  });
+});
+
+describe("Layouter", () => {
+  it("lays out children before parents, open groups sized by their layout", async () => {
+    const index = indexGraph(resnet());
+    const layer1 = index.nodes.findIndex((n) => n?.name === "layer1");
+    const vg = visibleGraph(index, new Set([layer1]), none);
+    const { engine, calls, answer } = manualEngine();
+    const done = new Layouter(engine, options).layout(vg);
+    await tick();
+    expect(calls).toHaveLength(1); // layer1 first; the root waits for its size
+    answer(0);
+    await tick();
+    expect(calls).toHaveLength(2);
+    const rootCall = calls[1];
+    const i = vg.levels.get(ROOT_BOX)?.children.indexOf(nodeBox(layer1)) ?? -1;
+    expect(rootCall?.request.children[i]).toEqual({
+      w: 10 * (calls[0]?.request.children.length ?? 0) + 2 * GROUP_PAD,
+      h: 50 + GROUP_HEADER + GROUP_PAD,
+    });
+    answer(1);
+    const full = await done;
+    expect([...(full?.levels.keys() ?? [])]).toEqual([nodeBox(layer1), ROOT_BOX]);
+  });
+
+  it("drops a layout superseded by a later one", async () => {
+    const index = indexGraph(resnet());
+    const { engine, calls, answer } = manualEngine();
+    const layouter = new Layouter(engine, options);
+    const first = layouter.layout(visibleGraph(index, none, none));
+    const layer1 = index.nodes.findIndex((n) => n?.name === "layer1");
+    const second = layouter.layout(visibleGraph(index, new Set([layer1]), none));
+    await tick();
+    for (let i = 0; i < calls.length; i++) answer(i);
+    await tick();
+    for (let i = 0; i < calls.length; i++) answer(i);
+    expect(await first).toBeNull();
+    expect(await second).not.toBeNull();
+  });
+
+  it("caches by content: identical blocks and re-opened groups are laid out once", async () => {
+    const index = indexGraph(gpt(6));
+    const groups = [...index.children.keys()].filter((g) => g >= 0);
+    const all = visibleGraph(index, new Set(groups), new Set(index.folds.map((f) => f.key)));
+    const layouter = new Layouter(createLayoutEngine(createElkCompute()), options);
+    await layouter.layout(all);
+    // root + one block + attention + MLP: the 6 blocks share their layouts
+    expect(layouter.computed).toBe(4);
+    await layouter.layout(visibleGraph(index, none, none));
+    const again = layouter.computed;
+    await layouter.layout(all);
+    expect(layouter.computed).toBe(again);
+
+    const apart = new Layouter(createLayoutEngine(createElkCompute()), {
+      ...options,
+      share: false,
+    });
+    await apart.layout(all);
+    expect(apart.computed).toBe(1 + 6 * 3);
+  });
+
+  it("runs in process only without a bundled worker", () => {
+    expect(WORKER_SOURCE).toBe("");
+    expect(() => createLayoutEngine()).toThrow(/no layout worker/);
+    expect(createLayoutEngine(createElkCompute()).kind).toBe("in-process");
+  });
+});
+
+describe("edge labels", () => {
+  it("sit beside the middle of the longest segment", () => {
+    expect(besideMiddle([0, 0, 0, 10, 0, 110])).toEqual([4, 54]);
+    expect(besideMiddle([10, 0, 30, 0])).toEqual([24, -6]);
+  });
+});
+
+describe("Culler", () => {
+  function item(x: number, y: number, parent: SVGGElement) {
+    let made = 0;
+    const it: LazyItem = {
+      el: null,
+      parent,
+      make: () => {
+        made += 1;
+        return document.createElementNS("http://www.w3.org/2000/svg", "rect");
+      },
+      x0: x,
+      y0: y,
+      x1: x + 10,
+      y1: y + 10,
+    };
+    return { it, made: () => made };
+  }
+
+  it("creates items when they come into view, in slices, and hides those that leave", () => {
+    const parent = document.createElementNS("http://www.w3.org/2000/svg", "g");
+    const items = [0, 100, 200, 1000].map((x) => item(x, 0, parent));
+    const placed: Placed[] = items.map(({ it }) => ({
+      item: it,
+      x0: it.x0,
+      y0: it.y0,
+      x1: it.x1,
+      y1: it.y1,
+    }));
+    const culler = new Culler();
+    culler.set(placed);
+    const view = { x0: -5, y0: -5, x1: 300, y1: 300 };
+    expect(culler.update(view, 2)).toBe(1); // two shown, one waits
+    expect(parent.childNodes).toHaveLength(2);
+    expect(culler.update(view, 2)).toBe(0);
+    expect(parent.childNodes).toHaveLength(3);
+    expect(items[3]?.made()).toBe(0); // never in view, never made
+    culler.update({ x0: 150, y0: -5, x1: 1200, y1: 300 });
+    expect(items[0]?.it.el?.style.display).toBe("none");
+    expect(items[3]?.it.el?.style.display).toBe("");
+    culler.update(view);
+    expect(items[0]?.it.el?.style.display).toBe("");
+    expect(items[0]?.made()).toBe(1); // made once, shown again
+  });
+
+  it("computes the visible rectangle from the transform", () => {
+    expect(visibleRect({ k: 2, x: -100, y: -20 }, 400, 200, 0)).toEqual({
+      x0: 50,
+      y0: 10,
+      x1: 250,
+      y1: 110,
+    });
+  });
+});
