@@ -66,9 +66,12 @@ def save(fig: Figure, path: str | os.PathLike[str], *, dpi: float | None = None)
         )
     if not out.parent.is_dir():
         raise FileNotFoundError(f"cannot write {out}: directory {out.parent} does not exist")
-    metadata: dict[str, str | None] = {"svg": {"Date": None}, "pdf": {"CreationDate": None}}.get(
-        fmt, {}
-    )
+    # No dates: the same figure gives the same bytes (PNG carries none by default).
+    metadata: dict[str, str | None] = {}
+    if fmt == "svg":
+        metadata["Date"] = None
+    elif fmt == "pdf":
+        metadata["CreationDate"] = None
     salt = matplotlib.rcParams["svg.hashsalt"] or SVG_SALT
     with matplotlib.rc_context({"svg.hashsalt": salt}):
         fig.savefig(out, format=fmt, dpi="figure" if dpi is None else dpi, metadata=metadata)

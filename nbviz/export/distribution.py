@@ -65,7 +65,7 @@ def draw_bands(ax: Axes, hists: HistSeries, step: int) -> NDArray[np.float64]:
     for j in range(n // 2):  # outermost band first, so inner ones are drawn over it
         ax.fill_between(
             x, p[:, j], p[:, n - 1 - j], color="C0", alpha=0.25, linewidth=0,
-            label=f"{BAND_PERCENTILES[j]:g}–{BAND_PERCENTILES[n - 1 - j]:g} %",
+            label=f"{BAND_PERCENTILES[j]:g} to {BAND_PERCENTILES[n - 1 - j]:g} %",
         )  # fmt: skip
     ax.plot(x, p[:, n // 2], color="C0", label="median")
     ax.axvline(step, color="C1", linestyle="--", label=f"step {step}")

@@ -62,13 +62,21 @@ def draw(fig: FigureBase, run: Run, sel: Selection) -> Flow:
     finite = np.isfinite(data.l2) & (data.l2 > 0)
     colors = ["C1" if k.layer == sel.layer else "C0" for k in data.keys]
     # Bars only where a log axis can draw them; zeros and NaN/Inf are written out instead.
-    ax.barh(y[finite], data.l2[finite], color=[c for c, f in zip(colors, finite) if f])
+    ax.barh(y[finite], data.l2[finite], color=[c for c, f in zip(colors, finite, strict=True) if f])
     ax.plot(data.max_abs, y, linestyle="none", marker="|", color="black", label="max |value|")
     for i in np.flatnonzero(~finite):
         value = data.l2[i]
         text = "not recorded" if np.isnan(value) and data.steps[i] < 0 else f"{value:g}"
-        ax.annotate(text, (0, y[i]), xycoords=("axes fraction", "data"), va="center",
-                    xytext=(4, 0), textcoords="offset points", fontsize="x-small", color="C3")
+        ax.annotate(
+            text,
+            (0, y[i]),
+            xycoords=("axes fraction", "data"),
+            va="center",
+            xytext=(4, 0),
+            textcoords="offset points",
+            fontsize="x-small",
+            color="C3",
+        )
     if finite.any():
         ax.set_xscale("log")
     ax.set_yticks(y, [tensor_name(k) for k in data.keys], fontsize="small")

@@ -37,7 +37,8 @@ def grid(run: Run, sel: Selection) -> Grid:
     starts = np.unique(np.concatenate([s.step_lo for s in series] or [np.zeros(0, np.int64)]))
     if len(starts) == 0:
         return Grid(keys, np.zeros(1), np.zeros((len(keys), 0)))
-    end = max(int(s.step_hi[-1]) for s in series if len(s)) + 1
+    # The last values hold to the end of the run, as they do between records.
+    end = max([int(s.step_hi[-1]) for s in series if len(s)] + [run.last_step or 0]) + 1
     values = np.full((len(keys), len(starts)), np.nan)
     for r, s in enumerate(series):
         rows = np.searchsorted(s.step_lo, starts, side="right") - 1

@@ -7,7 +7,16 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..records import RECORD_FIELDS
-from ._data import VALUE_LABELS, Selection, edges, hist_at, occupied, layer_keys, row_at, tensor_name
+from ._data import (
+    VALUE_LABELS,
+    Selection,
+    edges,
+    hist_at,
+    layer_keys,
+    occupied,
+    row_at,
+    tensor_name,
+)
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

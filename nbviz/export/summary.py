@@ -33,10 +33,10 @@ def draw(fig: FigureBase, run: Run, sel: Selection) -> None:
         distribution.size(run, sel)[1],
         _bottom_size(run, sel)[1],
     ]
-    top, middle, bottom = fig.subfigures(3, 1, height_ratios=heights)
+    top, middle, bottom = fig.subfigures(3, 1, squeeze=False, height_ratios=heights)[:, 0]
     histogram.draw(top, run, sel)
     distribution.draw(middle, run, sel)
-    left, right = bottom.subfigures(1, 2, width_ratios=[1.0, 1.1])
+    left, right = bottom.subfigures(1, 2, squeeze=False, width_ratios=[1.0, 1.1])[0]
     gradient_flow.draw(left, run, sel)
     heatmap.draw(right, run, sel)
     fig.suptitle(f"{sel.layer or '(model)'} {sel.kind} at step {sel.step}", fontweight="bold")
