@@ -53,9 +53,7 @@ def test_to_pandas_has_one_row_per_series_and_step(synthetic: tuple[Path, Truth]
 
 
 def _accumulator(logdir: Path) -> object:
-    from tensorboard.backend.event_processing.event_accumulator import (  # type: ignore[import-untyped]
-        EventAccumulator,
-    )
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     accumulator = EventAccumulator(str(logdir), size_guidance={"scalars": 0, "histograms": 0})
     accumulator.Reload()
