@@ -151,6 +151,11 @@ def test_gradient_flow_bars_are_the_gradient_norms(synthetic: tuple[Run, Truth])
     np.testing.assert_allclose([b.get_width() for b in bars], expected, rtol=1e-6)
     colors = {name: b.get_facecolor() for name, b in zip(names, bars, strict=True)}
     assert colors["fc2.weight"] == colors["fc2.bias"] != colors["fc1.weight"]  # fc2 highlighted
+    # A layer of the model without gradients (relu, the model itself) is no error: the view is
+    # of the whole model and has nothing to highlight.
+    for layer in ("relu", ""):
+        plain = run.figure("gradient_flow", layer=layer, step=STEP).axes[0]
+        assert len({tuple(p.get_facecolor()) for p in plain.patches}) == 1
     assert ax.get_xscale() == "log"
     assert "gradient L2 norm" in ax.get_xlabel()
     assert f"Gradient flow at step {STEP}" in texts(fig)

@@ -83,12 +83,15 @@ def select(
             f"no {kind!r} series in mode {mode!r} was recorded in {run_label(run)}"
             f" (recorded kinds: {recorded})"
         )
+    known = {m.name for m in run.layers} | {k.layer for k in run.series(mode=None)}
     if layer is None:
         layer = ordered(run, keys)[0].layer if need_layer else ""
-    elif layer not in {k.layer for k in keys}:
+    elif layer not in {k.layer for k in keys} and not (layer in known and not need_layer):
+        # Whole-model views only highlight the layer: any layer of the model will do (a
+        # container highlights its children); views of one layer need its series.
         recorded_layers = [k.layer for k in ordered(run, keys)]
         names = list(dict.fromkeys(recorded_layers))
-        if layer in {m.name for m in run.layers} | {k.layer for k in run.series(mode=None)}:
+        if layer in known:
             raise SeriesNotFoundError(
                 f"layer {layer!r} has no {kind!r} series in {run_label(run)}"
                 f" (layers with one: {_shown(names)})"
@@ -143,6 +146,11 @@ def layer_keys(run: Run, sel: Selection) -> list[SeriesKey]:
             f"{sel.layer!r} has no {sel.kind!r} series at call {sel.call} in mode {sel.mode!r}"
         )
     return ordered(run, keys)
+
+
+def highlighted(key: SeriesKey, layer: str) -> bool:
+    """Whether a whole-model view highlights `key` for the selected `layer` (or its children)."""
+    return key.layer == layer or (layer != "" and key.layer.startswith(layer + "."))
 
 
 def tensor_name(key: SeriesKey) -> str:

@@ -14,7 +14,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..records import SeriesKey
-from ._data import NORM_LABELS, Selection, ordered, row_at, tensor_name
+from ._data import NORM_LABELS, Selection, highlighted, ordered, row_at, tensor_name
 
 if TYPE_CHECKING:
     from matplotlib.figure import FigureBase
@@ -60,7 +60,7 @@ def draw(fig: FigureBase, run: Run, sel: Selection) -> Flow:
     ax = fig.subplots()
     y = np.arange(len(data.keys))
     finite = np.isfinite(data.l2) & (data.l2 > 0)
-    colors = ["C1" if k.layer == sel.layer else "C0" for k in data.keys]
+    colors = ["C1" if highlighted(k, sel.layer) else "C0" for k in data.keys]
     # Bars only where a log axis can draw them; zeros and NaN/Inf are written out instead.
     ax.barh(y[finite], data.l2[finite], color=[c for c, f in zip(colors, finite, strict=True) if f])
     ax.plot(data.max_abs, y, linestyle="none", marker="|", color="black", label="max |value|")

@@ -14,7 +14,7 @@ from matplotlib.colors import LogNorm, Normalize
 from numpy.typing import NDArray
 
 from ..records import SeriesKey
-from ._data import Selection, ordered, tensor_name
+from ._data import Selection, highlighted, ordered, tensor_name
 
 if TYPE_CHECKING:
     from matplotlib.figure import FigureBase
@@ -67,7 +67,7 @@ def draw(fig: FigureBase, run: Run, sel: Selection) -> Grid:
     ax.set_yticks(np.arange(len(data.keys)) + 0.5, [tensor_name(k) for k in data.keys])
     for label, key in zip(ax.get_yticklabels(), data.keys, strict=True):
         label.set_fontsize("small")
-        if key.layer == sel.layer:
+        if highlighted(key, sel.layer):
             label.set_fontweight("bold")
     ax.set_ylim(len(data.keys), 0)  # model order from the top
     ax.set_xlabel("step")
