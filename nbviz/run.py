@@ -330,15 +330,12 @@ class Run:
         mode: str = "train",
     ) -> Any:
         """The `matplotlib.figure.Figure` that `export` writes, to adjust before saving."""
-        from . import export as ex
+        from .export import view_figure
 
-        if view == "gradient_flow":
-            kind = ex.gradient_flow.flow_kind(kind)
-        sel = ex.select(
-            self, layer=layer, kind=kind, step=step, tensor=tensor, call=call, mode=mode,
-            metric=metric, need_layer=view in ex.LAYER_VIEWS,
+        return view_figure(
+            self, view, layer=layer, kind=kind, step=step, tensor=tensor, metric=metric,
+            call=call, mode=mode,
         )  # fmt: skip
-        return ex.figure(self, view, sel)
 
     def export(
         self,
@@ -364,9 +361,9 @@ class Run:
         tensor of the kind. SVG output is deterministic: the same run gives the same bytes.
         Uses the current matplotlib rcParams, never pyplot.
         """
-        from . import export as ex
+        from .export import export
 
-        return ex.export(
+        return export(
             self, path, view=view, layer=layer, kind=kind, step=step, tensor=tensor,
             metric=metric, call=call, mode=mode, dpi=dpi,
         )  # fmt: skip

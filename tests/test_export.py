@@ -31,6 +31,7 @@ from nbviz.run import Run, SeriesNotFoundError
 
 REPO = Path(__file__).resolve().parent.parent
 GOLDEN = REPO / "tests" / "golden" / "export"
+ARTIFACTS = REPO / "test-artifacts"
 STEP = 22  # between histograms (taken every 5 steps): figures say which one they show
 FIELD = {name: i for i, name in enumerate(RECORD_FIELDS)}
 
@@ -239,7 +240,13 @@ def test_svg_and_pdf_are_deterministic(tmp_path: Path) -> None:
                              kind="activation")  # fmt: skip
             pdf = run.export(tmp_path / f"a{attempt}.pdf", view="heatmap", kind="grad")
         outputs.append((svg.read_bytes(), pdf.read_bytes()))
-    assert outputs[0] == outputs[1]
+    if outputs[0] != outputs[1]:  # keep both for the diff
+        ARTIFACTS.mkdir(exist_ok=True)
+        for attempt, (svg_bytes, pdf_bytes) in enumerate(outputs):
+            (ARTIFACTS / f"deterministic{attempt}.svg").write_bytes(svg_bytes)
+            (ARTIFACTS / f"deterministic{attempt}.pdf").write_bytes(pdf_bytes)
+    assert outputs[0][0] == outputs[1][0], f"SVGs differ: see {ARTIFACTS}/deterministic*.svg"
+    assert outputs[0][1] == outputs[1][1], f"PDFs differ: see {ARTIFACTS}/deterministic*.pdf"
     svg_text = outputs[0][0].decode()
     assert "<dc:date>" not in svg_text
     assert not re.search(r"20\d\d-\d\d-\d\d", svg_text)
@@ -325,3 +332,23 @@ def test_bad_requests_say_what_would_work(synthetic: tuple[Run, Truth], tmp_path
     with pytest.raises(FileNotFoundError, match=r"directory .*missing does not exist"):
         run.export(tmp_path / "missing" / "x.svg")
     assert not list(tmp_path.iterdir())
+
+
+def test_a_large_heatmap_is_an_image_inside_the_svg(tmp_path: Path) -> None:
+    """1,000 steps × 24 series: vector cells would make a multi-megabyte SVG."""
+    from nbviz.records import StatRecord, StepRecord
+    from nbviz.store import RunWriter
+
+    path = tmp_path / "long.nbviz"
+    rng = np.random.default_rng(0)
+    with RunWriter(path) as writer:
+        for step in range(1000):
+            stats = np.abs(rng.normal(size=(24, len(RECORD_FIELDS)))) + 0.1
+            writer.add([StatRecord(step, SeriesKey(f"l{i}", "grad", "weight"), stats[i])
+                        for i in range(24)])  # fmt: skip
+            writer.end_step(StepRecord(step))
+    with nbviz.open(path) as run:
+        out = run.export(tmp_path / "long.svg", view="heatmap", kind="grad")
+    svg = out.read_bytes()
+    assert len(svg) < 2_000_000
+    assert b"<image" in svg

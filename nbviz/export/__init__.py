@@ -24,7 +24,17 @@ if TYPE_CHECKING:
 
     from ..run import Run
 
-__all__ = ["FORMATS", "VIEWS", "Selection", "export", "figure", "save", "select"]
+__all__ = [
+    "FORMATS",
+    "VIEWS",
+    "Selection",
+    "check_path",
+    "export",
+    "figure",
+    "save",
+    "select",
+    "view_figure",
+]
 
 _Draw = Callable[["FigureBase", "Run", Selection], object]
 _Size = Callable[["Run", Selection], tuple[float, float]]
@@ -57,15 +67,7 @@ def figure(run: Run, view: str, sel: Selection) -> Figure:
 
 def save(fig: Figure, path: str | os.PathLike[str], *, dpi: float | None = None) -> Path:
     """Write `fig` in the format its extension names; SVG and PDF carry no date."""
-    out = Path(path)
-    fmt = out.suffix.lower().lstrip(".")
-    if fmt not in FORMATS:
-        raise ValueError(
-            f"cannot export to {out.name!r}: the extension must be one of "
-            + ", ".join(f".{f}" for f in FORMATS)
-        )
-    if not out.parent.is_dir():
-        raise FileNotFoundError(f"cannot write {out}: directory {out.parent} does not exist")
+    out, fmt = check_path(path)
     # No dates: the same figure gives the same bytes (PNG carries none by default).
     metadata: dict[str, str | None] = {}
     if fmt == "svg":
@@ -76,6 +78,44 @@ def save(fig: Figure, path: str | os.PathLike[str], *, dpi: float | None = None)
     with matplotlib.rc_context({"svg.hashsalt": salt}):
         fig.savefig(out, format=fmt, dpi="figure" if dpi is None else dpi, metadata=metadata)
     return out
+
+
+def check_path(path: str | os.PathLike[str]) -> tuple[Path, str]:
+    """The path and its format; ValueError or FileNotFoundError before anything is drawn."""
+    out = Path(path)
+    fmt = out.suffix.lower().lstrip(".")
+    if fmt not in FORMATS:
+        raise ValueError(
+            f"cannot export to {out.name!r}: the extension must be one of "
+            + ", ".join(f".{f}" for f in FORMATS)
+        )
+    if not out.parent.is_dir():
+        raise FileNotFoundError(f"cannot write {out}: directory {out.parent} does not exist")
+    return out, fmt
+
+
+def view_figure(
+    run: Run,
+    view: str = "summary",
+    *,
+    layer: str | None = None,
+    kind: str = "weight",
+    step: int | None = None,
+    tensor: str | None = None,
+    metric: str = "l2",
+    call: int = 0,
+    mode: str = "train",
+) -> Figure:
+    """`figure` for keyword arguments as `Run.export` takes them, checked and defaulted."""
+    if view not in VIEWS:
+        raise ValueError(f"unknown view {view!r}: choose one of {', '.join(VIEWS)}")
+    if view == "gradient_flow":
+        kind = gradient_flow.flow_kind(kind)
+    sel = select(
+        run, layer=layer, kind=kind, step=step, tensor=tensor, call=call, mode=mode,
+        metric=metric, need_layer=view in LAYER_VIEWS,
+    )  # fmt: skip
+    return figure(run, view, sel)
 
 
 def export(
@@ -93,12 +133,9 @@ def export(
     dpi: float | None = None,
 ) -> Path:
     """Draw `view` of `run` and write it to `path` (see `Run.export`)."""
-    if view not in VIEWS:
-        raise ValueError(f"unknown view {view!r}: choose one of {', '.join(VIEWS)}")
-    if view == "gradient_flow":
-        kind = gradient_flow.flow_kind(kind)
-    sel = select(
-        run, layer=layer, kind=kind, step=step, tensor=tensor, call=call, mode=mode,
-        metric=metric, need_layer=view in LAYER_VIEWS,
+    check_path(path)
+    fig = view_figure(
+        run, view, layer=layer, kind=kind, step=step, tensor=tensor, metric=metric, call=call,
+        mode=mode,
     )  # fmt: skip
-    return save(figure(run, view, sel), path, dpi=dpi)
+    return save(fig, path, dpi=dpi)

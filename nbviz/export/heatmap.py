@@ -22,6 +22,9 @@ if TYPE_CHECKING:
     from ..run import Run
 
 ROW_HEIGHT = 0.22  # inches per series
+# Above this many cells the mesh is embedded as an image in SVG and PDF: as vectors, a long run
+# of a large model (100 layers × 5,000 steps) would be one path per cell, tens of megabytes.
+MAX_VECTOR_CELLS = 20_000
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,7 @@ def draw(fig: FigureBase, run: Run, sel: Selection) -> Grid:
         data.step_edges, np.arange(len(data.keys) + 1), np.ma.masked_invalid(data.values),
         norm=norm, shading="flat",
     )  # fmt: skip
+    mesh.set_rasterized(data.values.size > MAX_VECTOR_CELLS)
     ax.axvline(sel.step, color="C1", linestyle="--", linewidth=1)
     ax.set_yticks(np.arange(len(data.keys)) + 0.5, [tensor_name(k) for k in data.keys])
     for label, key in zip(ax.get_yticklabels(), data.keys, strict=True):
