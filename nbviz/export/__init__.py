@@ -8,6 +8,7 @@ the widget's export passes its selected layer, kind and step as a `Selection`.
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +19,7 @@ from matplotlib.figure import Figure
 
 from . import distribution, gradient_flow, heatmap, histogram, summary
 from ._data import Selection, select
+from ._svg import stable_ids
 
 if TYPE_CHECKING:
     from matplotlib.figure import FigureBase
@@ -75,8 +77,14 @@ def save(fig: Figure, path: str | os.PathLike[str], *, dpi: float | None = None)
     elif fmt == "pdf":
         metadata["CreationDate"] = None
     salt = matplotlib.rcParams["svg.hashsalt"] or SVG_SALT
+    resolution = "figure" if dpi is None else dpi
     with matplotlib.rc_context({"svg.hashsalt": salt}):
-        fig.savefig(out, format=fmt, dpi="figure" if dpi is None else dpi, metadata=metadata)
+        if fmt != "svg":
+            fig.savefig(out, format=fmt, dpi=resolution, metadata=metadata)
+            return out
+        buffer = io.StringIO()
+        fig.savefig(buffer, format=fmt, dpi=resolution, metadata=metadata)
+    out.write_text(stable_ids(buffer.getvalue(), salt), encoding="utf-8")
     return out
 
 
