@@ -7,9 +7,9 @@ import argparse
 import pathlib
 from typing import TYPE_CHECKING
 
-from ..export import VIEWS
+from ..export import VIEWS, check_path, save, view_figure
 from ..records import KINDS, RECORD_FIELDS
-from ._common import open_run
+from ._common import open_run, progress
 
 if TYPE_CHECKING:
     from ._common import Subparsers
@@ -76,9 +76,14 @@ def run(args: argparse.Namespace) -> int:
             r.to_pandas().to_csv(args.out, index=False)
             written = args.out
         else:
-            written = r.export(
-                args.out, view=args.view, layer=args.layer, kind=args.kind, step=args.step,
-                tensor=args.tensor, metric=args.metric, mode=args.mode, dpi=args.dpi,
-            )  # fmt: skip
+            check_path(args.out)  # before the drawing, which can take seconds
+            with progress(2, args.view) as bar:
+                fig = view_figure(
+                    r, args.view, layer=args.layer, kind=args.kind, step=args.step,
+                    tensor=args.tensor, metric=args.metric, mode=args.mode,
+                )  # fmt: skip
+                bar.update()
+                written = save(fig, args.out, dpi=args.dpi)
+                bar.update()
     print(f"wrote {written}")
     return 0
