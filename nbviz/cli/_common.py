@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING
 
-from tqdm import tqdm
-
+from ..export._progress import progress
 from ..run import Run
+
+__all__ = ["human_bytes", "open_run", "progress"]
 
 if TYPE_CHECKING:
     # argparse's add_subparsers() returns this private type; aliased once here.
@@ -19,11 +19,6 @@ if TYPE_CHECKING:
 def open_run(path: Path) -> Run:
     """Run.open, whose errors (missing, not a run, truncated) name the file and the fault."""
     return Run.open(path)
-
-
-def progress(total: int, description: str) -> tqdm[NoReturn]:
-    """A bar on stderr when a person watches (a terminal); nothing in pipes, logs or tests."""
-    return tqdm(total=total, desc=description, file=sys.stderr, disable=not sys.stderr.isatty())
 
 
 def human_bytes(n: int) -> str:
