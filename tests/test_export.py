@@ -59,8 +59,8 @@ def test_histogram_bars_are_the_runs_counts(synthetic: tuple[Run, Truth]) -> Non
     fig = run.figure("histogram", layer="fc1", kind="weight", step=STEP)
     axes = fig.axes
     assert [ax.get_title() for ax in axes] == [
-        "fc1.weight, step 20 (nearest histogram to 22)",
-        "fc1.bias, step 20 (nearest histogram to 22)",
+        "fc1.weight\nstep 20 (nearest histogram to 22)",
+        "fc1.bias\nstep 20 (nearest histogram to 22)",
     ]
     for ax, tensor in zip(axes, ("weight", "bias"), strict=True):
         expected = truth.hists[SeriesKey("fc1", "weight", tensor)][20]

@@ -57,7 +57,7 @@ def _panel(ax: Axes, run: Run, key: SeriesKey, step: int) -> None:
     ax.stairs(counts[bins], e[bins.start : bins.stop + 1], fill=True)
     # The histograms are taken less often than the statistics: say which step is drawn.
     when = f"step {shown}" if shown == step else f"step {shown} (nearest histogram to {step})"
-    ax.set_title(f"{tensor_name(key)}, {when}")
+    ax.set_title(f"{tensor_name(key)}\n{when}", fontsize="medium")
     stats = run.stats(key.layer, key.kind, key.tensor, call=key.call, mode=key.mode)
     row = row_at(stats, shown)
     lines = []
