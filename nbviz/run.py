@@ -311,7 +311,8 @@ class Run:
 
         Tags are `kind/layer.tensor/statistic` for scalars (mean, std, min, max, l2 and the
         diagnostics that apply) and `kind/layer.tensor` for histograms; eval series start with
-        `eval/`. Needs the tensorboard package.
+        `eval/`. Rows thinned by retention are written as their mean at their first step.
+        `progress` shows a bar on stderr when it is a terminal. Needs the tensorboard package.
         """
         from .export.tensorboard import write_tensorboard
 
