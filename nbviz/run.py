@@ -74,6 +74,14 @@ class HistSeries:
     def __len__(self) -> int:
         return len(self.steps)
 
+    @property
+    def edges(self) -> NDArray[np.float64]:
+        """[n, HIST_BINS + 1] bin edges of each histogram, as `numpy.histogram` returns them."""
+        out: NDArray[np.float64] = self.lo[:, None] + self.width[:, None] * np.arange(
+            self.counts.shape[1] + 1
+        )
+        return out
+
 
 class SeriesNotFoundError(KeyError, ValueError):
     """No series matches; the message says what was recorded instead."""
@@ -260,7 +268,13 @@ class Run:
         return found[0] if found else None
 
     def to_pandas(self) -> Any:
-        """A tidy pandas.DataFrame of all statistics: one row per stored record or envelope."""
+        """A tidy pandas.DataFrame of all statistics: one row per stored record, one column each.
+
+        Columns: step, layer, kind, tensor, call, mode, dtype, then RECORD_FIELDS, then step_hi
+        and count: a row thinned by retention is the mean of `count` records over steps
+        step..step_hi (its min and max are in `stats(...).lo/.hi`); a raw record has step_hi ==
+        step and count 1.
+        """
         try:
             pd = importlib.import_module("pandas")
         except ImportError as e:
@@ -273,9 +287,7 @@ class Run:
         keys = [by_id[r[0]] for r in rows]
         step = np.array([r[1] for r in rows], dtype=np.int64)
         columns: dict[str, object] = {
-            "step_lo": step,
-            "step_hi": step + np.array([r[2] for r in rows], dtype=np.int64),
-            "count": np.array([r[3] for r in rows], dtype=np.int64),
+            "step": step,
             "layer": [k.layer for k, _ in keys],
             "kind": [k.kind for k, _ in keys],
             "tensor": [k.tensor for k, _ in keys],
@@ -285,7 +297,86 @@ class Run:
         }
         values = self._decode(decode_stats, [r[4] for r in rows])
         columns.update(_by_field(values))
+        columns["step_hi"] = step + np.array([r[2] for r in rows], dtype=np.int64)
+        columns["count"] = np.array([r[3] for r in rows], dtype=np.int64)
         return pd.DataFrame(columns)
+
+    def to_tensorboard(self, logdir: str | os.PathLike[str], *, progress: bool = False) -> Path:
+        """Write the run as TensorBoard event files in `logdir`: histograms and scalars.
+
+        Tags are `kind/layer.tensor/statistic` for scalars (mean, std, min, max, l2 and the
+        diagnostics that apply) and `kind/layer.tensor` for histograms; eval series start with
+        `eval/`. Rows thinned by retention are written as their mean at their first step.
+        `progress` shows a bar on stderr when it is a terminal. Needs the tensorboard package.
+        """
+        from .export.tensorboard import write_tensorboard
+
+        return write_tensorboard(self, logdir, progress=progress)
+
+    def figure(
+        self,
+        view: str = "summary",
+        *,
+        layer: str | None = None,
+        kind: str = "weight",
+        step: int | None = None,
+        tensor: str | None = None,
+        metric: str = "l2",
+        call: int = 0,
+        mode: str = "train",
+    ) -> Any:
+        """The `matplotlib.figure.Figure` that `export` writes, to adjust before saving."""
+        from .export import view_figure
+
+        return view_figure(
+            self, view, layer=layer, kind=kind, step=step, tensor=tensor, metric=metric,
+            call=call, mode=mode,
+        )  # fmt: skip
+
+    def export(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        view: str = "summary",
+        layer: str | None = None,
+        kind: str = "weight",
+        step: int | None = None,
+        tensor: str | None = None,
+        metric: str = "l2",
+        call: int = 0,
+        mode: str = "train",
+        dpi: float | None = None,
+    ) -> Path:
+        """Write a static figure of the run to `path`: PNG, SVG or PDF by its extension.
+
+        view: "histogram" (the layer's tensors of `kind` at `step`), "distribution" (percentile
+        bands and a ridgeline of histograms over steps), "gradient_flow" (every parameter's
+        gradient norm at `step`; kind "grad" or "activation_grad"), "heatmap" (`metric` of every
+        series of `kind`, layers × steps) or "summary" (all of them for one layer).
+        layer=None picks the first recorded layer, step=None the last step, tensor=None every
+        tensor of the kind. SVG output is deterministic: the same run gives the same bytes.
+        Uses the current matplotlib rcParams, never pyplot.
+        """
+        from .export import export
+
+        return export(
+            self, path, view=view, layer=layer, kind=kind, step=step, tensor=tensor,
+            metric=metric, call=call, mode=mode, dpi=dpi,
+        )  # fmt: skip
+
+    def sizes(self) -> dict[str, int]:
+        """Rows per table (series, stats, hists, anomalies, layers, steps) and `bytes` on disk."""
+        out = {
+            table: int(self._fetch(f"SELECT count(*) FROM {table}")[0][0])
+            for table in ("layers", "series", "stats", "hists", "steps", "anomalies")
+        }
+        if self.path is not None:
+            out["bytes"] = sum(
+                p.stat().st_size
+                for p in (self.path, self.path.with_name(self.path.name + "-wal"))
+                if p.exists()
+            )
+        return out
 
     # -- following a run being written ----------------------------------------------------------
 

@@ -50,7 +50,7 @@ def test_watch_records_to_a_file_that_open_reads(tmp_path: pathlib.Path) -> None
         hists = run.histograms("head.fc2", "grad", "weight")
         np.testing.assert_array_equal(hists.steps, [0, 2, 4])
         frame = run.to_pandas()
-        assert {"step_lo", "layer", "kind", "tensor", "l2"} <= set(frame.columns)
+        assert {"step", "layer", "kind", "tensor", "l2"} <= set(frame.columns)
 
 
 def test_in_memory_run_has_the_same_api() -> None:

@@ -198,9 +198,7 @@ def test_to_pandas_is_tidy(tmp_path: Path) -> None:
     with Run.open(path) as run:
         df = run.to_pandas()
     assert list(df.columns) == [
-        "step_lo",
-        "step_hi",
-        "count",
+        "step",
         "layer",
         "kind",
         "tensor",
@@ -208,10 +206,16 @@ def test_to_pandas_is_tidy(tmp_path: Path) -> None:
         "mode",
         "dtype",
         *RECORD_FIELDS,
+        "step_hi",
+        "count",
     ]
     assert len(df) == sum(len(steps) for steps, _ in exp.stats.values())
     rows = df[(df.layer == "encoder.fc1") & (df.tensor == "bias")]
-    np.testing.assert_array_equal(rows["step_lo"], exp.stats[B1][0])
+    np.testing.assert_array_equal(rows["step"], exp.stats[B1][0])
+    np.testing.assert_array_equal(rows["step_hi"], exp.stats[B1][0])  # raw records: one step
+    assert (rows["count"] == 1).all()
+    # One row per series and step: tidy, so a groupby needs no reshaping.
+    assert not df.duplicated(["step", "layer", "kind", "tensor", "call", "mode"]).any()
     np.testing.assert_array_equal(rows["mean"], np.array(exp.stats[B1][1])[:, 3])
     assert set(df["mode"]) == {"train", "eval"}
     assert set(df["call"]) == {0, 1}
