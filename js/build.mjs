@@ -1,7 +1,8 @@
-// Bundles the front end into the Python package: one ES module and one stylesheet.
-// The layout worker (js/src/graph/layout.worker.ts, with elkjs) is bundled first, in memory,
-// and its text replaces js/src/graph/worker-source.ts in the widget bundle: anywidget loads a
-// single ESM file, so the worker is started from a Blob URL of that text.
+// Bundles the front end into the Python package: two ES modules and one stylesheet. anywidget
+// loads one ESM file per view, so the structure view, whose diagram needs the layout worker
+// (js/src/graph/layout.worker.ts with elkjs, ~1.5 MB), has a bundle of its own (structure.js);
+// the other views load the small widget.js. The worker is bundled first, in memory, and its
+// text replaces js/src/graph/worker-source.ts: it is started from a Blob URL of that text.
 
 import path from "node:path";
 import * as esbuild from "esbuild";
@@ -35,7 +36,11 @@ export const inlineWorker = {
 };
 
 const options = {
-  entryPoints: { widget: "js/src/widget.ts", style: "js/src/style.css" },
+  entryPoints: {
+    widget: "js/src/widget.ts",
+    structure: "js/src/structure.ts",
+    style: "js/src/style.css",
+  },
   outdir: "nbviz/static",
   bundle: true,
   format: "esm",

@@ -150,7 +150,8 @@ def _failure(request_id: str | None, error: str) -> dict[str, Any]:
 class _View(anywidget.AnyWidget):
     """One view of a `VizState`; the same front-end bundle draws every kind."""
 
-    _esm = _STATIC / "widget.js"
+    _bundle = "widget.js"
+    _esm = _STATIC / _bundle
     _css = _STATIC / "style.css"
 
     state = traitlets.Instance(VizState).tag(sync=True, **ipywidgets.widget_serialization)
@@ -161,9 +162,10 @@ class _View(anywidget.AnyWidget):
     _kind = ""
 
     def __init__(self, state: VizState, **kwargs: Any) -> None:
-        if not (_STATIC / "widget.js").is_file():
+        bundle = _STATIC / self._bundle
+        if not bundle.is_file():
             raise RuntimeError(
-                f"The nbviz front end is not built: {_STATIC / 'widget.js'} is missing. In a source"
+                f"The nbviz front end is not built: {bundle} is missing. In a source"
                 " checkout run `npm install && npm run build`, or reinstall nbviz with pip."
             )
         super().__init__(state=state, view=self._kind, **kwargs)
@@ -175,8 +177,14 @@ class _View(anywidget.AnyWidget):
 
 
 class StructureView(_View):
-    """The module hierarchy: names, classes, parameter counts; click a row to select it."""
+    """The dataflow graph of the example input (searchable, zoomable, nested modules collapsible,
+    repeated blocks folded), the module tree, and the autograd graph; click to select a layer.
 
+    Its own bundle: only this view carries the graph layout engine.
+    """
+
+    _bundle = "structure.js"
+    _esm = _STATIC / _bundle
     _kind = "structure"
 
 

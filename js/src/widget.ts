@@ -1,13 +1,14 @@
 /**
- * The one bundle behind every nbviz view. Each view widget has its own model with `state` (a
- * reference to the shared state model) and `view` (which drawing); `render` fetches the shared
- * model and mounts the drawing. Views talk only through the shared model, so selecting a layer
- * updates every view in the browser without a round trip to the (possibly busy) kernel.
+ * The bundle behind the layer picker, histogram and slider views (the structure view has its
+ * own, `structure.ts`, which carries the layout worker). Each view widget has its own model with
+ * `state` (a reference to the shared state model) and `view` (which drawing); `render` fetches
+ * the shared model and mounts the drawing. Views talk only through the shared model, so
+ * selecting a layer updates every view in the browser without a round trip to the (possibly
+ * busy) kernel.
  *
- * This is the only module that touches models; the drawings in ./draw are pure.
+ * The mount functions here and in ./mount touch models; the drawings in ./draw are pure.
  */
 
-import type { AnyModel, Render } from "@anywidget/types";
 import {
   decodeExactHistogram,
   decodeHist,
@@ -15,128 +16,28 @@ import {
   type HistTable,
   type StatsTable,
 } from "./data";
-import { h, viewRoot } from "./draw/dom";
 import { createHistogram, type ExactState } from "./draw/histogram";
 import { createPicker } from "./draw/picker";
 import { createSlider } from "./draw/slider";
-import { createTree } from "./draw/tree";
 import {
-  type LayerRow,
-  PROTOCOL,
-  type StateTraits,
-  type TensorRow,
-  type ViewKind,
-  type ViewTraits,
-} from "./protocol";
+  type Cleanup,
+  createRender,
+  errorMessage,
+  layersOf,
+  type Mounted,
+  outputsOf,
+  type StateModel,
+  select,
+  selectedOf,
+  tensorsOf,
+  type ViewModel,
+  watch,
+} from "./mount/common";
+import type { ViewKind } from "./protocol";
 import { createRpc, type MessageChannel, RequestError } from "./rpc";
 
-export type StateModel = AnyModel<StateTraits>;
-export type ViewModel = AnyModel<ViewTraits>;
-
-const MODEL_PREFIX = "IPY_MODEL_";
-
-function errorMessage(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
-
-function isModel(value: unknown): value is StateModel {
-  return (
-    typeof value === "object" &&
-    value !== null &&
-    typeof (value as StateModel).get === "function" &&
-    typeof (value as StateModel).on === "function"
-  );
-}
-
-/** The shared state model a view points at ("IPY_MODEL_<id>" in its `state` trait). */
-export async function resolveState(model: ViewModel): Promise<StateModel> {
-  const ref: unknown = model.get("state");
-  if (isModel(ref)) return ref;
-  if (typeof ref !== "string" || ref === "") {
-    throw new Error("nbviz: this view has no state model (its 'state' trait is empty)");
-  }
-  const id = ref.startsWith(MODEL_PREFIX) ? ref.slice(MODEL_PREFIX.length) : ref;
-  return model.widget_manager.get_model<StateTraits>(id);
-}
-
-/** Runs registered teardown functions once, in reverse order. */
-class Cleanup {
-  private readonly fns: (() => void)[] = [];
-  private done = false;
-  get closed(): boolean {
-    return this.done;
-  }
-  add(fn: () => void): void {
-    if (this.done) fn();
-    else this.fns.push(fn);
-  }
-  run(): void {
-    if (this.done) return;
-    this.done = true;
-    for (const fn of this.fns.reverse()) {
-      try {
-        fn();
-      } catch (error) {
-        console.error("nbviz: cleanup failed", error);
-      }
-    }
-    this.fns.length = 0;
-  }
-}
-
-/**
- * Calls `update` once (in a microtask) after any of `traits` changes, however many change
- * together, so a batch from the kernel (layers, tensors, stats, hist) is drawn consistently.
- */
-function watch(
-  model: StateModel,
-  traits: readonly (keyof StateTraits)[],
-  update: () => void,
-  cleanup: Cleanup,
-): void {
-  let scheduled = false;
-  const schedule = (): void => {
-    if (scheduled) return;
-    scheduled = true;
-    queueMicrotask(() => {
-      scheduled = false;
-      if (!cleanup.closed) update();
-    });
-  };
-  for (const trait of traits) {
-    const event = `change:${trait}` as const;
-    model.on(event, schedule);
-    cleanup.add(() => model.off(event, schedule));
-  }
-}
-
-function layersOf(state: StateModel): LayerRow[] {
-  const layers = state.get("layers");
-  return Array.isArray(layers) ? layers : [];
-}
-
-function tensorsOf(state: StateModel): TensorRow[] {
-  const tensors = state.get("tensors");
-  return Array.isArray(tensors) ? tensors : [];
-}
-
-function selectedOf(state: StateModel): string | null {
-  const selected = state.get("selected");
-  return typeof selected === "string" ? selected : null;
-}
-
-function outputsOf(state: StateModel): Record<string, string[]> {
-  const outputs: unknown = state.get("outputs");
-  return typeof outputs === "object" && outputs !== null && !Array.isArray(outputs)
-    ? (outputs as Record<string, string[]>)
-    : {};
-}
-
-function select(state: StateModel, name: string): void {
-  if (state.get("selected") === name) return;
-  state.set("selected", name);
-  state.save_changes();
-}
+export type { StateModel, ViewModel } from "./mount/common";
+export { resolveState } from "./mount/common";
 
 interface DecodedArrays {
   stats: StatsTable | null;
@@ -188,35 +89,6 @@ function arraysOf(state: StateModel): DecodedArrays {
     caches.set(state, cache);
   }
   return cache.get();
-}
-
-/** A banner when the kernel speaks another protocol version than this bundle. */
-function versionBanner(state: StateModel): HTMLElement | null {
-  const version: unknown = state.get("protocol_version");
-  if (version === undefined || version === PROTOCOL.PROTOCOL_VERSION) return null;
-  return h("div", {
-    class: "nbviz-warning nbviz-version",
-    attrs: { role: "alert" },
-    text:
-      `nbviz: the kernel sent protocol version ${String(version)}, this front end speaks ` +
-      `${PROTOCOL.PROTOCOL_VERSION}. Restart the kernel and reload the page after upgrading nbviz.`,
-  });
-}
-
-interface Mounted {
-  el: HTMLElement;
-}
-
-function mountStructure(state: StateModel, cleanup: Cleanup): Mounted {
-  const read = () => ({
-    layers: layersOf(state),
-    selected: selectedOf(state),
-    warnings: Array.isArray(state.get("warnings")) ? state.get("warnings") : [],
-    outputs: outputsOf(state),
-  });
-  const tree = createTree(read(), { onSelect: (name) => select(state, name) });
-  watch(state, ["layers", "selected", "warnings", "outputs"], () => tree.update(read()), cleanup);
-  return tree;
 }
 
 function mountPicker(state: StateModel, cleanup: Cleanup): Mounted {
@@ -319,65 +191,17 @@ function mountHistogram(state: StateModel, channel: MessageChannel, cleanup: Cle
 
 function mount(kind: ViewKind, state: StateModel, model: ViewModel, cleanup: Cleanup): Mounted {
   switch (kind) {
-    case "structure":
-      return mountStructure(state, cleanup);
     case "picker":
       return mountPicker(state, cleanup);
     case "histogram":
       return mountHistogram(state, model, cleanup);
     case "slider":
       return mountSlider(state, cleanup);
+    default:
+      throw new Error(`the ${kind} view is drawn by another bundle`);
   }
 }
 
-function isViewKind(value: unknown): value is ViewKind {
-  return (PROTOCOL.VIEW_KINDS as readonly unknown[]).includes(value);
-}
-
-function errorView(kind: string, message: string): HTMLElement {
-  return viewRoot(
-    kind === "" ? "error" : kind,
-    h("div", { class: "nbviz-error", attrs: { role: "alert" }, text: message }),
-  );
-}
-
-export const render: Render<ViewTraits> = async ({ model, el, signal }) => {
-  const cleanup = new Cleanup();
-  signal?.addEventListener("abort", () => cleanup.run(), { once: true });
-  const kind: unknown = model.get("view");
-  if (!isViewKind(kind)) {
-    el.replaceChildren(
-      errorView(
-        "error",
-        `nbviz: unknown view ${JSON.stringify(kind)}; expected one of ${PROTOCOL.VIEW_KINDS.join(", ")}`,
-      ),
-    );
-    return () => cleanup.run();
-  }
-  el.replaceChildren(viewRoot(kind, h("div", { class: "nbviz-loading", text: "Loading…" })));
-  let state: StateModel;
-  try {
-    state = await resolveState(model);
-  } catch (error) {
-    el.replaceChildren(
-      errorView(kind, `nbviz: could not load the shared state: ${errorMessage(error)}`),
-    );
-    return () => cleanup.run();
-  }
-  if (signal?.aborted || cleanup.closed) return () => cleanup.run();
-  try {
-    const view = mount(kind, state, model, cleanup);
-    const banner = versionBanner(state);
-    if (banner) view.el.prepend(banner);
-    el.replaceChildren(view.el);
-    cleanup.add(() => view.el.remove());
-  } catch (error) {
-    console.error("nbviz: render failed", error);
-    el.replaceChildren(
-      errorView(kind, `nbviz: could not draw the ${kind} view: ${errorMessage(error)}`),
-    );
-  }
-  return () => cleanup.run();
-};
+export const render = createRender(["picker", "histogram", "slider"], mount);
 
 export default { render };
