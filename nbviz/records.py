@@ -12,7 +12,7 @@ from typing import Final, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from ._protocol import STAT_FIELDS
+from ._protocol import RECORD_FIELDS
 from .stats import Histogram
 
 # What is captured per module and step.
@@ -27,7 +27,7 @@ MODES: Final = ("train", "eval")
 #   dead: fraction of channels never positive across the batch (activations of ReLU-family modules)
 #   saturated: fraction of elements within 1% of the asymptotes (activations of tanh/sigmoid)
 #   ratio: |update| / |weight| with L2 norms (the "update" kind, per parameter)
-RECORD_FIELDS: Final = (*STAT_FIELDS, "dead", "saturated", "ratio")
+# (Defined in `_protocol`, since it is also the column order of live statistics on the wire.)
 
 
 @dataclass(frozen=True, order=True)
