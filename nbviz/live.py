@@ -43,6 +43,7 @@ MAX_RATE: Final = 4.0
 _F: Final = len(RECORD_FIELDS)
 STAT_ROW_BYTES: Final = 4 + 4 + 4 * _F  # series, step int32; values float32
 HIST_ROW_BYTES: Final = 4 + 4 + 3 * 8 + 4 * _protocol.HIST_BINS  # + lo, width, sample; counts
+_HEADERS: Final = 800  # JSON of the 9 array references and the other keys of a message
 _BEFORE_ALL: Final = -(2**62)  # "no step seen yet" for a series
 
 
@@ -258,7 +259,7 @@ class LiveFeed:
         }
         self._series_sent = len(self._series)
         self._new_steps, self._new_anomalies = [], []
-        room = self.budget - len(json.dumps(content)) - 200  # 200: the array headers
+        room = self.budget - len(json.dumps(content)) - _HEADERS
         stats = self._stats.take(max(room, 0) // STAT_ROW_BYTES)
         room -= 0 if stats is None else len(stats["step"]) * STAT_ROW_BYTES
         content["stats"] = self._pack_stats(packer, stats)
