@@ -174,6 +174,8 @@ export interface StateTraits {
   warnings: string[];
   /** Layer name -> output shapes, one string per call (e.g. "16×64×8×8"); empty without a probe. */
   outputs: Record<string, string[]>;
+  /** The dataflow graph of the example's forward (docs/graph-format.md), null without one. */
+  graph?: Record<string, unknown> | null;
   protocol_version: number;
 }
 
