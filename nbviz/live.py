@@ -1,4 +1,4 @@
-"""Live run data, kernel side: follows a `Run` and pushes what the browser lacks (docs/live-data.md).
+"""Live run data, kernel side: follows a `Run`, pushes what the browser lacks (docs/live-data.md).
 
 While a training cell runs the kernel answers no comm message, so the browser cannot ask for what
 the user selects: a daemon thread pushes everything instead, incrementally and at a bounded rate
@@ -17,7 +17,7 @@ import logging
 import threading
 import weakref
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
@@ -223,7 +223,9 @@ class LiveFeed:
             self._series.append(row)
 
     @staticmethod
-    def _advance(frontier: dict[int, int], series: NDArray[np.int64], step: NDArray[np.int64]) -> None:
+    def _advance(
+        frontier: dict[int, int], series: NDArray[np.int64], step: NDArray[np.int64]
+    ) -> None:
         if len(step) == 0:
             return
         order = np.lexsort((step, series))  # the last of each series run is its largest step
@@ -285,7 +287,9 @@ class LiveFeed:
             return None
         return self.run.hist_rows(np.concatenate(series).tolist(), np.concatenate(steps).tolist())
 
-    def _not_requested(self, series: NDArray[np.int64], step: NDArray[np.int64]) -> NDArray[np.bool_]:
+    def _not_requested(
+        self, series: NDArray[np.int64], step: NDArray[np.int64]
+    ) -> NDArray[np.bool_]:
         if not self._hist_requested:
             return np.ones(len(step), dtype=bool)
         done = np.array([self._hist_requested.get(s, _BEFORE_ALL) for s in series.tolist()])
@@ -435,4 +439,4 @@ def feed(state: VizState, run: Run, **options: Any) -> LiveFeed:
     return LiveFeed(state, run, **options).start()
 
 
-__all__: Iterable[str] = ("LiveFeed", "feed")
+__all__ = ["LiveFeed", "feed"]

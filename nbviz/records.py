@@ -12,7 +12,7 @@ from typing import Final, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from ._protocol import RECORD_FIELDS
+from ._protocol import RECORD_FIELDS as RECORD_FIELDS
 from .stats import Histogram
 
 # What is captured per module and step.

@@ -324,7 +324,9 @@ class Run:
                     out.append(StepRecord(s, mode, bool(skipped), reason, wall))
         return out
 
-    def anomaly_rows(self, after_id: int = 0) -> list[tuple[int, int, str, int, int, int, int, str]]:
+    def anomaly_rows(
+        self, after_id: int = 0
+    ) -> list[tuple[int, int, str, int, int, int, int, str]]:
         """(id, step, phase, series id, nan, posinf, neginf, detail) with an id above `after_id`."""
         return self._fetch(
             "SELECT id, step, phase, series, nan, posinf, neginf, detail FROM anomalies "

@@ -123,7 +123,7 @@ def show(
         return _show_run(model if isinstance(model, Run) else Run.open(Path(model)), selected)
     if not isinstance(model, torch.nn.Module):
         raise TypeError(
-            f"nbviz.show expects a torch.nn.Module, a Run or a run file path, "
+            "nbviz.show expects a Run, a run file path or a torch.nn.Module, "
             f"not {type(model).__name__}"
         )
     if forward_kwargs is not None and example_input is None:

@@ -48,7 +48,8 @@ Message = tuple[dict[str, Any], list[bytes]]
 def decode(wire: dict[str, Any], buffers: list[bytes]) -> np.ndarray:
     """What js/src/codec.ts does with `{buffer, dtype, shape}`."""
     data = np.frombuffer(buffers[wire["buffer"]], dtype=np.dtype(wire["dtype"]).newbyteorder("<"))
-    return data.reshape(wire["shape"])
+    shaped: np.ndarray = data.reshape(wire["shape"])
+    return shaped
 
 
 class Browser:
@@ -82,8 +83,8 @@ class Browser:
         h = {k: decode(v, buffers) for k, v in content["hists"].items()}
         assert h["counts"].shape == (len(h["step"]), _protocol.HIST_BINS)
         for i in range(len(h["step"])):
-            key = (int(h["series"][i]), int(h["step"][i]))
-            self.hists[key] = (h["lo"][i], h["width"][i], h["sample"][i], h["counts"][i])
+            at = (int(h["series"][i]), int(h["step"][i]))
+            self.hists[at] = (h["lo"][i], h["width"][i], h["sample"][i], h["counts"][i])
         self.hist_rows_received += len(h["step"])
 
     def id_of(self, key: SeriesKey) -> int:
@@ -227,7 +228,8 @@ def test_snapshot_equals_the_union_of_appends() -> None:
         write_steps(w, chunk, rng)
         drain(feed, pushed)
     reply, buffers = state.handle_request({"type": "run_snapshot", "id": "s1"})
-    assert reply["ok"] and reply["id"] == "s1"
+    assert reply["ok"]
+    assert reply["id"] == "s1"
     assert reply["result"]["complete"]
     snap = Browser()
     snap.apply((reply["result"], buffers))
@@ -266,23 +268,27 @@ def test_histograms_request_sends_every_stored_row_and_pushes_skip_them() -> Non
     )
     assert browser.hist_rows_received == len(browser.hists) + 0, "requested rows are not pushed"
     bad = state.handle_request({"type": "run_histograms", "id": "x", "series": [99]})[0]
-    assert not bad["ok"] and "no series" in bad["error"]
+    assert not bad["ok"]
+    assert "no series" in bad["error"]
     bad = state.handle_request({"type": "run_histograms", "id": "y", "series": "fc1"})[0]
-    assert not bad["ok"] and "list of integer" in bad["error"]
+    assert not bad["ok"]
+    assert "list of integer" in bad["error"]
     w.close()
 
 
 def test_requests_without_a_run_fail_cleanly() -> None:
     viz = nbviz.show(nn.Linear(2, 2), record=False)
     reply = viz.state.handle_request({"type": "run_snapshot", "id": "a"})[0]
-    assert not reply["ok"] and "no recorded run" in reply["error"]
+    assert not reply["ok"]
+    assert "no recorded run" in reply["error"]
 
 
 def test_show_model_feeds_its_in_memory_recording() -> None:
     model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1))
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     viz = nbviz.show(model, every=1, histograms_every=1, activations_every=1)
-    assert viz.feed is not None and viz.feed.running
+    assert viz.feed is not None
+    assert viz.feed.running
     viz.feed.close()  # push by hand from here: deterministic
     sent: list[Message] = []
     viz.state.send = lambda content, buffers=None: sent.append((content, list(buffers or [])))
@@ -358,7 +364,7 @@ def test_show_path_follows_a_run_another_process_writes(tmp_path: Path) -> None:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and (not seen or max(seen) < 50):
             time.sleep(0.1)
-        assert seen and max(seen) >= 50, f"the widget followed up to step {max(seen, default=-1)}"
+        assert max(seen, default=-1) >= 50, f"followed up to step {max(seen, default=-1)}"
         assert viz.num_steps > 50
         assert viz.feed.pushes <= (time.monotonic() - deadline + 30) * 4 + 2, "at most 4/s"
         viz.close()
@@ -372,7 +378,9 @@ def test_the_thread_stops_when_the_state_closes_or_goes_away() -> None:
     w = RunWriter(None, layers=LAYERS)
     state, _ = sending_state()
     feed = LiveFeed(state, w.open_run()).start()
-    assert feed.running and feed._thread is not None and feed._thread.daemon
+    assert feed.running
+    assert feed._thread is not None
+    assert feed._thread.daemon
     state.close()
     feed._thread.join(timeout=5)
     assert not feed.running

@@ -114,7 +114,10 @@ function append(
 function manual(): { store: RunStore; frame: () => void } {
   const pending: (() => void)[] = [];
   const store = new RunStore((cb) => pending.push(cb));
-  return { store, frame: () => pending.splice(0).forEach((cb) => cb()) };
+  const frame = (): void => {
+    for (const cb of pending.splice(0)) cb();
+  };
+  return { store, frame };
 }
 
 function apply(store: RunStore, parts: Parameters<typeof append>[0]): void {
