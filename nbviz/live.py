@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 import weakref
 from collections import deque
 from collections.abc import Sequence
@@ -39,6 +40,10 @@ SNAPSHOT_BUDGET: Final = 4 * 1024 * 1024
 """Bytes of histograms in a snapshot; the rest come by `run_histograms` requests."""
 MAX_RATE: Final = 4.0
 """Pushes per second at most."""
+BYTES_PER_SECOND: Final = 400_000
+"""Sustained bytes per second at most: iopub drops messages over about 1 MB/s, and the kernel's
+own output shares it. A token bucket holding at most half a second's worth (and at most one
+push's budget) keeps any one-second window under 0.6 MB."""
 
 _F: Final = len(RECORD_FIELDS)
 STAT_ROW_BYTES: Final = 4 + 4 + 4 * _F  # series, step int32; values float32
@@ -104,6 +109,7 @@ class LiveFeed:
         budget: int = DEFAULT_BUDGET,
         rate: float = MAX_RATE,
         snapshot_budget: int = SNAPSHOT_BUDGET,
+        bytes_per_s: float | None = BYTES_PER_SECOND,
     ) -> None:
         if budget < HIST_ROW_BYTES:
             raise ValueError(f"budget must be at least {HIST_ROW_BYTES} bytes, not {budget}")
@@ -113,6 +119,11 @@ class LiveFeed:
         self.budget = budget
         self.snapshot_budget = snapshot_budget
         self.interval = 1.0 / rate
+        self.bytes_per_s = bytes_per_s
+        """None: no sustained limit, each push takes its full budget (tests)."""
+        self._bucket_size = budget if bytes_per_s is None else min(budget, bytes_per_s / 2)
+        self._tokens = float(self._bucket_size)
+        self._refilled = time.monotonic()
         self._state = weakref.ref(state)
         self._lock = threading.Lock()  # the thread's pushes against the kernel's requests
         self._stop = threading.Event()
@@ -178,14 +189,26 @@ class LiveFeed:
                 self._first = False
                 self._read_new()
                 self._follow_steps(state)
-            message = self._next_message()
-        if message is None:
-            return None
-        content, buffers = message
+            message = self._next_message(self._room())
+            if message is None:
+                return None
+            content, buffers = message
+            size = sum(len(b) for b in buffers) + len(json.dumps(content))
+            self._tokens -= size
         state.send(content, buffers)
         self.pushes += 1
-        self.bytes_sent += sum(len(b) for b in buffers) + len(json.dumps(content))
+        self.bytes_sent += size
         return message
+
+    def _room(self) -> int:
+        """Bytes this push may take: the budget, or what the sustained limit has left."""
+        if self.bytes_per_s is None:
+            return self.budget
+        now = time.monotonic()
+        refill = (now - self._refilled) * self.bytes_per_s
+        self._tokens = min(self._tokens + refill, self._bucket_size)
+        self._refilled = now
+        return int(min(self.budget, max(self._tokens, 0)))
 
     def _read_new(self) -> None:
         """Everything committed since the last read into the backlogs; series last, so every row
@@ -240,16 +263,12 @@ class LiveFeed:
         if last is not None and last + 1 > state.num_steps:
             state.num_steps = last + 1
 
-    def _next_message(self) -> tuple[dict[str, Any], list[bytes]] | None:
+    def _next_message(self, budget: int) -> tuple[dict[str, Any], list[bytes]] | None:
         new_series = self._series[self._series_sent :]
-        if not (
-            new_series
-            or self._new_steps
-            or self._new_anomalies
-            or len(self._stats)
-            or len(self._hists)
-            or len(self._hists_normal)
-        ):
+        rows_fit = budget >= _HEADERS + STAT_ROW_BYTES and (
+            len(self._stats) or len(self._hists) or len(self._hists_normal)
+        )
+        if not (new_series or self._new_steps or self._new_anomalies or rows_fit):
             return None
         packer = BufferPacker()
         content: dict[str, Any] = {
@@ -261,7 +280,7 @@ class LiveFeed:
         }
         self._series_sent = len(self._series)
         self._new_steps, self._new_anomalies = [], []
-        room = self.budget - len(json.dumps(content)) - _HEADERS
+        room = budget - len(json.dumps(content)) - _HEADERS
         stats = self._stats.take(max(room, 0) // STAT_ROW_BYTES)
         room -= 0 if stats is None else len(stats["step"]) * STAT_ROW_BYTES
         content["stats"] = self._pack_stats(packer, stats)

@@ -153,7 +153,7 @@ def test_pushes_carry_exactly_the_runs_rows_incrementally() -> None:
     rng = np.random.default_rng(0)
     w = RunWriter(None, layers=LAYERS)
     state, _ = sending_state()
-    feed = LiveFeed(state, w.open_run())
+    feed = LiveFeed(state, w.open_run(), bytes_per_s=None)
     browser = Browser()
     assert feed.push() is None or True  # nothing recorded yet: maybe only an empty first read
     for chunk in (range(0, 10), range(10, 11), range(11, 40)):
@@ -181,7 +181,7 @@ def test_anomalies_and_their_histograms_come_first() -> None:
     w.end_step(StepRecord(30))
     w.flush()
     state, _ = sending_state()
-    feed = LiveFeed(state, w.open_run(), budget=20 * HIST_ROW_BYTES + 40_000)
+    feed = LiveFeed(state, w.open_run(), bytes_per_s=None, budget=20 * HIST_ROW_BYTES + 40_000)
     browser = Browser()
     first = feed.push()
     assert first is not None
@@ -205,7 +205,7 @@ def test_every_push_keeps_to_the_budget(budget: int) -> None:
     w = RunWriter(None, layers=LAYERS)
     write_steps(w, range(0, 200), rng, hist_every=1)
     state, _ = sending_state()
-    feed = LiveFeed(state, w.open_run(), budget=budget)
+    feed = LiveFeed(state, w.open_run(), bytes_per_s=None, budget=budget)
     browser = Browser()
     sizes = []
     while (message := feed.push()) is not None:
@@ -222,7 +222,7 @@ def test_snapshot_equals_the_union_of_appends() -> None:
     rng = np.random.default_rng(3)
     w = RunWriter(None, layers=LAYERS)
     state, _ = sending_state()
-    feed = LiveFeed(state, w.open_run(), budget=8 * 1024)
+    feed = LiveFeed(state, w.open_run(), bytes_per_s=None, budget=8 * 1024)
     pushed = Browser()
     for chunk in (range(0, 7), range(7, 20)):
         write_steps(w, chunk, rng)
@@ -251,7 +251,7 @@ def test_histograms_request_sends_every_stored_row_and_pushes_skip_them() -> Non
     w = RunWriter(None, layers=LAYERS)
     write_steps(w, range(0, 60), rng, hist_every=1)
     state, _ = sending_state()
-    feed = LiveFeed(state, w.open_run(), budget=HIST_ROW_BYTES * 8 + 8000)
+    feed = LiveFeed(state, w.open_run(), bytes_per_s=None, budget=HIST_ROW_BYTES * 8 + 8000)
     browser = Browser()
     browser.apply(feed.push() or ({}, []))
     wanted = browser.id_of(KEYS[2])
@@ -290,6 +290,7 @@ def test_show_model_feeds_its_in_memory_recording() -> None:
     assert viz.feed is not None
     assert viz.feed.running
     viz.feed.close()  # push by hand from here: deterministic
+    viz.feed.bytes_per_s = None
     sent: list[Message] = []
     viz.state.send = lambda content, buffers=None: sent.append((content, list(buffers or [])))
     for _ in range(5):
@@ -395,6 +396,22 @@ def test_the_thread_stops_when_the_state_closes_or_goes_away() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "True"
+    w.close()
+
+
+def test_the_sustained_byte_rate_is_limited() -> None:
+    rng = np.random.default_rng(5)
+    w = RunWriter(None, layers=LAYERS)
+    write_steps(w, range(0, 300), rng, hist_every=1)
+    state, _ = sending_state()
+    feed = LiveFeed(state, w.open_run(), bytes_per_s=100_000)
+    start = time.monotonic()
+    while time.monotonic() - start < 1.0:
+        feed.push()
+        time.sleep(0.01)
+    elapsed = time.monotonic() - start
+    assert feed.bytes_sent <= 50_000 + 100_000 * elapsed + 30_000  # bucket + refill + 1st JSON
+    assert feed.bytes_sent >= 100_000 * elapsed * 0.5, "and it does send at that rate"
     w.close()
 
 
