@@ -19,7 +19,7 @@ from torch import nn
 import nbviz
 
 IOPUB_LIMIT = 1_000_000  # bytes per second
-CONFIGS: dict[str, dict[str, int]] = {
+CONFIGS: dict[str, dict[str, Any]] = {
     "defaults": {},  # every=20, histograms/activations/updates every 100
     "every step": {"every": 1, "histograms_every": 10, "activations_every": 1, "updates_every": 1},
 }
@@ -32,7 +32,7 @@ def model_500() -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-def bench(name: str, options: dict[str, int], steps: int) -> dict[str, float]:
+def bench(name: str, options: dict[str, Any], steps: int) -> dict[str, float]:
     torch.manual_seed(0)
     model = model_500()
     opt = torch.optim.SGD(model.parameters(), lr=1e-3)
