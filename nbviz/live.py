@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 import threading
 import time
 import weakref
@@ -110,12 +111,15 @@ class LiveFeed:
         rate: float = MAX_RATE,
         snapshot_budget: int = SNAPSHOT_BUDGET,
         bytes_per_s: float | None = BYTES_PER_SECOND,
+        owns_run: bool = False,
     ) -> None:
         if budget < HIST_ROW_BYTES:
             raise ValueError(f"budget must be at least {HIST_ROW_BYTES} bytes, not {budget}")
         if not 0 < rate <= MAX_RATE:
             raise ValueError(f"rate must be in (0, {MAX_RATE}] pushes per second, not {rate}")
         self.run = run
+        self.owns_run = owns_run
+        """`close()` also closes the run (a reader the feed opened for itself)."""
         self.budget = budget
         self.snapshot_budget = snapshot_budget
         self.interval = 1.0 / rate
@@ -160,6 +164,8 @@ class LiveFeed:
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join()
+        if self.owns_run:
+            self.run.close()
 
     @property
     def running(self) -> bool:
@@ -173,9 +179,20 @@ class LiveFeed:
             del state  # hold it only weakly between pushes
             try:
                 self.push()
-            except Exception:  # a broken file or a closed run: log, keep the kernel alive
-                _log.exception("nbviz: a live update failed")
+            except sqlite3.OperationalError as error:
+                if "locked" in str(error) or "busy" in str(error):
+                    continue  # contention with the writer: the next poll reads it
+                self._give_up(error)
                 return
+            except Exception as error:  # a broken file or a closed run: keep the kernel alive
+                self._give_up(error)
+                return
+
+    def _give_up(self, error: Exception) -> None:
+        _log.exception("nbviz: a live update failed")
+        state = self._state()
+        if state is not None:
+            state.warnings = [*state.warnings, f"live updates stopped: {error}"]
 
     # -- pushes ---------------------------------------------------------------------------------
 

@@ -120,7 +120,7 @@ def show(
     if isinstance(model, (Run, str, os.PathLike)):
         if example_input is not None or forward_kwargs is not None or watch_options:
             raise TypeError("a recorded run is shown as it is: no example_input or watch options")
-        return _show_run(model if isinstance(model, Run) else Run.open(Path(model)), selected)
+        return _show_run(model, selected)
     if not isinstance(model, torch.nn.Module):
         raise TypeError(
             "nbviz.show expects a Run, a run file path or a torch.nn.Module, "
@@ -138,10 +138,23 @@ def show(
     return Viz(state, recorder, feed)
 
 
-def _show_run(run: Run, selected: str | None) -> Viz:
+def _show_run(source: Run | str | os.PathLike[str], selected: str | None) -> Viz:
+    # A reader of its own where possible: the feed's refresh() would hide changes from the
+    # caller's own `run.refresh()`.
+    if isinstance(source, Run):
+        run = source if source.path is None else Run.open(source.path)
+    else:
+        run = Run.open(Path(source))
     state = VizState(run_hierarchy(run.layers))
-    state.selected = selected
-    return Viz(state, None, LiveFeed(state, run).start())
+    try:
+        state.selected = selected
+    except ValueError:
+        state.close()
+        if run is not source:
+            run.close()
+        raise
+    feed = LiveFeed(state, run, owns_run=run is not source)
+    return Viz(state, None, feed.start())
 
 
 def _trace_example(
