@@ -38,7 +38,8 @@ _log = logging.getLogger(__name__)
 DEFAULT_BUDGET: Final = 256 * 1024
 """Bytes per push (JSON and buffers together, approximately for the JSON part)."""
 SNAPSHOT_BUDGET: Final = 4 * 1024 * 1024
-"""Bytes of histograms in a snapshot; the rest come by `run_histograms` requests."""
+"""Bytes of rows in a snapshot (Jupyter refuses messages of about 10 MB); the statistics left
+out follow in pushes, the histograms in pushes or by `run_histograms` requests."""
 MAX_RATE: Final = 4.0
 """Pushes per second at most."""
 BYTES_PER_SECOND: Final = 400_000
@@ -334,8 +335,10 @@ class LiveFeed:
     # -- requests (answered by VizState.handle_request when the kernel is idle) -----------------
 
     def snapshot(self) -> tuple[dict[str, Any], list[bytes]]:
-        """Everything in the run: a view displayed anew. Histograms up to `snapshot_budget`,
-        anomalous then newest first (`complete` is false if some were left for requests)."""
+        """Everything in the run, for a view displayed anew, within `snapshot_budget` bytes of
+        rows: statistics newest first, then histograms anomalous and newest first. Statistics
+        left out go back to the push backlog; histograms left out come from pushes or requests
+        (`complete` is false then)."""
         with self._lock:
             self.run.refresh()
             self._read_new()  # frontiers first: what the snapshot holds, later pushes skip
@@ -345,22 +348,28 @@ class LiveFeed:
             run = self.run
             packer = BufferPacker()
             series, step, values = run.stat_rows(None)
+            order = np.argsort(-step, kind="stable")
+            fit = self.snapshot_budget // STAT_ROW_BYTES
+            chosen, rest = order[:fit], order[fit:]
+            self._stats.add(
+                {"series": series[rest], "step": step[rest], "values": values[rest].astype("f4")}
+            )
+            room = self.snapshot_budget - len(chosen) * STAT_ROW_BYTES
             hseries, hstep, anomalous = run.hist_index(None)
-            order = np.lexsort((-hstep, ~anomalous))
-            fit = max(self.snapshot_budget // HIST_ROW_BYTES, 0)
-            chosen = order[:fit]
-            hists = run.hist_rows(hseries[chosen].tolist(), hstep[chosen].tolist())
+            horder = np.lexsort((-hstep, ~anomalous))
+            hfit = max(room // HIST_ROW_BYTES, 0)
+            hchosen = horder[:hfit]
+            hists = run.hist_rows(hseries[hchosen].tolist(), hstep[hchosen].tolist())
+            stats = {"series": series[chosen], "step": step[chosen], "values": values[chosen]}
             content: dict[str, Any] = {
                 "type": _protocol.RUN_APPEND_TYPE,
                 "revision": run.revision,
                 "series": [_series_json(self._wire[s], k, d) for s, k, d in self._series],
                 "steps": [_step_json(s) for s in run.step_rows()],
                 "anomalies": [self._anomaly_json(a) for a in run.anomaly_rows()],
-                "stats": self._pack_stats(
-                    packer, {"series": series, "step": step, "values": values}
-                ),
+                "stats": self._pack_stats(packer, stats),
                 "hists": self._pack_hists(packer, hists),
-                "complete": len(order) <= fit,
+                "complete": len(rest) == 0 and len(horder) <= hfit,
             }
             return content, packer.buffers
 

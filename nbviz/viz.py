@@ -134,7 +134,8 @@ def show(
     state.selected = selected
     recorder = watch(model, **watch_options) if record else None
     # A reader of its own (not `recorder.run`, which flushes the writer on every use).
-    feed = None if recorder is None else LiveFeed(state, recorder.writer.open_run()).start()
+    run = None if recorder is None else recorder.writer.open_run()
+    feed = None if run is None else LiveFeed(state, run, owns_run=True).start()
     return Viz(state, recorder, feed)
 
 
