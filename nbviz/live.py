@@ -159,12 +159,16 @@ class LiveFeed:
             self._thread.start()
         return self
 
-    def close(self) -> None:
-        """Stops the thread (waits for it unless called from it); idempotent."""
+    def stop(self) -> None:
+        """Stops the thread (waits for it unless called from it); `push()` still works."""
         self._stop.set()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join()
+
+    def close(self) -> None:
+        """Stops the thread, and closes the run if the feed owns it; idempotent."""
+        self.stop()
         if self.owns_run:
             self.run.close()
 

@@ -303,7 +303,7 @@ def test_show_model_feeds_its_in_memory_recording() -> None:
     viz = nbviz.show(model, every=1, histograms_every=1, activations_every=1)
     assert viz.feed is not None
     assert viz.feed.running
-    viz.feed.close()  # push by hand from here: deterministic
+    viz.feed.stop()  # push by hand from here: deterministic
     viz.feed.bytes_per_s = None
     sent: list[Message] = []
     viz.state.send = lambda content, buffers=None: sent.append((content, list(buffers or [])))
