@@ -104,7 +104,12 @@ VIEW_KINDS: Final = ("structure", "picker", "histogram", "slider")
 REQUEST_TYPES: Final = (
     "exact_histogram",  # {"tensor": index} -> a histogram message with binary buffers
     "autograd_graph",  # {} -> {"svg": str}: torchviz's drawing of the example's backward graph
+    "run_snapshot",  # {} -> an append of everything recorded (docs/live-data.md)
+    "run_histograms",  # {"series": [int]} -> an append of every stored histogram of these series
 )
 RESPONSE_TYPE: Final = "response"
+# Kernel -> front end, unsolicited, on the state model: new run data (docs/live-data.md). The
+# result of run_snapshot and run_histograms responses has this type too.
+RUN_APPEND_TYPE: Final = "run_append"
 # How long the front end waits for a response before it shows a timeout.
 REQUEST_TIMEOUT_MS: Final = 15_000

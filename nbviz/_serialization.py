@@ -49,3 +49,22 @@ def histogram_to_message(histogram: Histogram) -> tuple[dict[str, Any], list[byt
         "counts": {"buffer": 0, "dtype": "float64", "shape": list(counts.shape)},
     }
     return payload, [counts.tobytes()]
+
+
+class BufferPacker:
+    """Arrays of one custom message: `{"buffer": i, "dtype", "shape"}` plus the buffers list.
+
+    Custom messages are not lifted by ipywidgets as traits are, so each array refers to its
+    buffer by index; `codec.ts` decodes either shape.
+    """
+
+    def __init__(self) -> None:
+        self.buffers: list[bytes] = []
+        self.nbytes = 0
+
+    def add(self, array: NDArray[Any], dtype: str) -> WireArray:
+        little = np.ascontiguousarray(array, dtype=np.dtype(dtype).newbyteorder("<"))
+        data = little.tobytes()
+        self.buffers.append(data)
+        self.nbytes += len(data)
+        return {"buffer": len(self.buffers) - 1, "dtype": dtype, "shape": list(little.shape)}

@@ -15,7 +15,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -378,6 +378,115 @@ class Run:
             )
         return out
 
+    # -- incremental reads (what a live view has not seen yet) ----------------------------------
+
+    @property
+    def revision(self) -> int:
+        """The writer's commit counter as of the last `refresh()` (or open)."""
+        return int(self._revision) if self._revision.isdigit() else 0
+
+    def series_rows(self, after_id: int = 0) -> list[tuple[int, SeriesKey, str]]:
+        """(id, key, dtype) of the series with a store id above `after_id`, by id."""
+        rows = self._fetch(
+            "SELECT id, layer, kind, tensor, call, mode, dtype FROM series WHERE id > ? "
+            "ORDER BY id",
+            after_id,
+        )
+        return [(sid, SeriesKey(la, ki, te, ca, mo), dt) for sid, la, ki, te, ca, mo, dt in rows]
+
+    def step_rows(self, since: int | None = None) -> list[StepRecord]:
+        """Step records, one per step (runs of steps expanded), by mode then step.
+
+        `since` keeps the steps after it. Between the first and last step of a run only those
+        two wall times are stored: the ones in between are interpolated.
+        """
+        rows = self._fetch(
+            "SELECT mode, step, last, stride, skipped, reason, wall_first, wall_last FROM steps "
+            "WHERE last > ? ORDER BY mode, step",
+            -(2**62) if since is None else since,
+        )
+        out: list[StepRecord] = []
+        for mode, first, last, stride, skipped, reason, w0, w1 in rows:
+            steps = range(first, last + 1, max(int(stride), 1))
+            span = max(last - first, 1)
+            for s in steps:
+                if since is None or s > since:
+                    wall = w0 + (w1 - w0) * (s - first) / span
+                    out.append(StepRecord(s, mode, bool(skipped), reason, wall))
+        return out
+
+    def anomaly_rows(
+        self, after_id: int = 0
+    ) -> list[tuple[int, int, str, int, int, int, int, str]]:
+        """(id, step, phase, series id, nan, posinf, neginf, detail) with an id above `after_id`."""
+        return self._fetch(
+            "SELECT id, step, phase, series, nan, posinf, neginf, detail FROM anomalies "
+            "WHERE id > ? ORDER BY id",
+            after_id,
+        )
+
+    def stat_rows(
+        self, after: Mapping[int, int] | None = None
+    ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]:
+        """(series id, step, values [n, RECORD_FIELDS]) of the statistics rows after `after`.
+
+        `after` maps series ids to the last step already seen: only rows past it, and only of
+        those series, are read, each series by an index range (no scan of the rest of the run).
+        None reads every row. Envelopes come as one row at their first step, holding the mean.
+        """
+        rows = self._rows_after("stats", "s.series, s.step, s.vals", after)
+        values = self._decode(decode_stats, [r[2] for r in rows]) if rows else _empty_stats()
+        return _ints(rows, 0), _ints(rows, 1), values
+
+    def hist_index(
+        self, after: Mapping[int, int] | None = None
+    ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.bool_]]:
+        """(series id, step, anomaly) of the histogram rows after `after` (as in `stat_rows`)."""
+        rows = self._rows_after("hists", "s.series, s.step, s.anomaly", after)
+        return _ints(rows, 0), _ints(rows, 1), np.array([bool(r[2]) for r in rows], dtype=bool)
+
+    def hist_rows(self, series: Sequence[int], steps: Sequence[int]) -> HistRows:
+        """The histogram rows at these (series id, step) pairs; pairs not stored are left out."""
+        pairs = json.dumps([[int(a), int(b)] for a, b in zip(series, steps, strict=True)])
+        return self._hist_rows(
+            "SELECT s.series, s.step, s.lo, s.width, s.sample, s.counts FROM json_each(?) j "
+            "CROSS JOIN hists s ON s.series = j.value ->> 0 AND s.step = j.value ->> 1",
+            pairs,
+        )
+
+    def hist_rows_of(self, series: Sequence[int]) -> HistRows:
+        """Every histogram row of these series ids, by series then step."""
+        return self._hist_rows(
+            "SELECT s.series, s.step, s.lo, s.width, s.sample, s.counts FROM json_each(?) j "
+            "CROSS JOIN hists s ON s.series = j.value ORDER BY s.series, s.step",
+            json.dumps([int(s) for s in series]),
+        )
+
+    def _rows_after(
+        self, table: str, columns: str, after: Mapping[int, int] | None
+    ) -> list[tuple[Any, ...]]:
+        if after is None:
+            return self._fetch(f"SELECT {columns} FROM {table} s")
+        # CROSS JOIN keeps the JSON list as the outer loop: one primary-key range per series.
+        pairs = json.dumps([[int(k), int(v)] for k, v in after.items()])
+        return self._fetch(
+            f"SELECT {columns} FROM json_each(?) j CROSS JOIN {table} s "
+            "ON s.series = j.value ->> 0 AND s.step > j.value ->> 1",
+            pairs,
+        )
+
+    def _hist_rows(self, sql: str, arg: str) -> HistRows:
+        rows = self._fetch(sql, arg)
+        counts = self._decode(decode_counts, [r[5] for r in rows]) if rows else None
+        return HistRows(
+            series=_ints(rows, 0),
+            step=_ints(rows, 1),
+            lo=np.array([r[2] for r in rows], dtype=np.float64),  # NULL reads as NaN
+            width=np.array([r[3] for r in rows], dtype=np.float64),
+            sample=_ints(rows, 4),
+            counts=np.zeros((0, HIST_BINS)) if counts is None else counts,
+        )
+
     # -- following a run being written ----------------------------------------------------------
 
     @property
@@ -529,6 +638,29 @@ def _suggest(name: str, choices: Sequence[str]) -> str:
     shown = ", ".join(repr(c) for c in choices[:10])
     more = ", ..." if len(choices) > 10 else ""
     return f" (recorded: {shown}{more})" if choices else " (nothing recorded yet)"
+
+
+@dataclass(frozen=True)
+class HistRows:
+    """Histogram rows of any series, by store series id (see `Run.hist_rows`)."""
+
+    series: NDArray[np.int64]
+    step: NDArray[np.int64]
+    lo: NDArray[np.float64]
+    width: NDArray[np.float64]
+    sample: NDArray[np.int64]
+    counts: NDArray[np.float64]  # [n, HIST_BINS]
+
+    def __len__(self) -> int:
+        return len(self.step)
+
+
+def _ints(rows: Sequence[tuple[Any, ...]], column: int) -> NDArray[np.int64]:
+    return np.array([r[column] for r in rows], dtype=np.int64)
+
+
+def _empty_stats() -> NDArray[np.float64]:
+    return np.zeros((0, len(RECORD_FIELDS)))
 
 
 def _by_field(values: NDArray[np.float64]) -> dict[str, NDArray[np.float64]]:

@@ -11,7 +11,7 @@ import difflib
 import pathlib
 import weakref
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anywidget
 import ipywidgets
@@ -22,6 +22,9 @@ from . import _protocol
 from ._serialization import histogram_to_message, summaries_to_wire
 from .hierarchy import Hierarchy
 from .stats import histogram, summarize
+
+if TYPE_CHECKING:
+    from .live import LiveFeed
 
 _STATIC = pathlib.Path(__file__).parent / "static"
 
@@ -53,9 +56,11 @@ class VizState(ipywidgets.Widget):  # type: ignore[misc]
     selected = traitlets.Unicode(None, allow_none=True).tag(sync=True)
     """Qualified name of the selected layer ("" is the root), None for no selection."""
     step = traitlets.Int(0).tag(sync=True)
-    """The step the views show."""
+    """The training step number the views show. Recorded steps may be sparse (every n-th step):
+    views show the latest recorded step at or before it (the browser snaps to recorded steps)."""
     num_steps = traitlets.Int(1).tag(sync=True)
-    """How many steps there are to show."""
+    """One past the last recorded training step (1 before any), kept current while a run grows:
+    `step` ranges over 0 .. num_steps - 1."""
     warnings = traitlets.List(traitlets.Unicode()).tag(sync=True)
     """What could not be seen or shown, for the views to display."""
     outputs = traitlets.Dict(value_trait=traitlets.List(traitlets.Unicode())).tag(sync=True)
@@ -68,6 +73,7 @@ class VizState(ipywidgets.Widget):  # type: ignore[misc]
     def __init__(self, hierarchy: Hierarchy, **kwargs: Any) -> None:
         self._names = hierarchy.names()
         self._draw_autograd: Callable[[], str] | None = None
+        self._live: LiveFeed | None = None
         # Weak references: the widget must not keep a deleted model's parameters alive.
         self._params: list[weakref.ref[torch.Tensor] | None] = [
             None if p.lazy else weakref.ref(p.tensor) for p in hierarchy.params
@@ -82,6 +88,12 @@ class VizState(ipywidgets.Widget):  # type: ignore[misc]
             hist=hist,
             **kwargs,
         )
+        # Run data requests come on this model's own comm (js/src/live/attach.ts).
+        self.on_msg(self._answer)
+
+    def _answer(self, _widget: object, content: Any, _buffers: Sequence[bytes]) -> None:
+        reply, buffers = self.handle_request(content)
+        self.send(reply, buffers)
 
     @traitlets.validate("selected")
     def _check_selected(self, proposal: dict[str, Any]) -> str | None:
@@ -108,6 +120,10 @@ class VizState(ipywidgets.Widget):  # type: ignore[misc]
                 payload, buffers = self._exact_histogram(content.get("tensor"))
             elif kind == "autograd_graph":
                 payload, buffers = self._autograd_graph(), []
+            elif kind == "run_snapshot":
+                payload, buffers = self._feed().snapshot()
+            elif kind == "run_histograms":
+                payload, buffers = self._feed().histograms(content.get("series"))
             else:
                 return _failure(request_id, f"unknown request type {kind!r}"), []
         except (LookupError, TypeError, ValueError, RuntimeError) as error:
@@ -122,6 +138,15 @@ class VizState(ipywidgets.Widget):  # type: ignore[misc]
     def draw_autograd_with(self, draw: Callable[[], str]) -> None:
         """Sets what answers the front end's "autograd_graph" requests: returns an SVG."""
         self._draw_autograd = draw
+
+    def live_with(self, feed: LiveFeed) -> None:
+        """Sets what answers the front end's run_snapshot and run_histograms requests."""
+        self._live = feed
+
+    def _feed(self) -> LiveFeed:
+        if self._live is None:
+            raise ValueError("this widget shows no recorded run (nbviz.show(..., record=False)?)")
+        return self._live
 
     def _autograd_graph(self) -> dict[str, Any]:
         if self._draw_autograd is None:

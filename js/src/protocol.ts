@@ -73,8 +73,9 @@ export const PROTOCOL = {
   ],
   VIEW_TRAITS: ["state", "view"],
   VIEW_KINDS: ["structure", "picker", "histogram", "slider"],
-  REQUEST_TYPES: ["exact_histogram", "autograd_graph"],
+  REQUEST_TYPES: ["exact_histogram", "autograd_graph", "run_snapshot", "run_histograms"],
   RESPONSE_TYPE: "response",
+  RUN_APPEND_TYPE: "run_append",
   REQUEST_TIMEOUT_MS: 15000,
 } as const;
 
@@ -86,6 +87,7 @@ export type StateTrait = (typeof PROTOCOL.STATE_TRAITS)[number];
 export type ViewTrait = (typeof PROTOCOL.VIEW_TRAITS)[number];
 export type ViewKind = (typeof PROTOCOL.VIEW_KINDS)[number];
 export type RequestType = (typeof PROTOCOL.REQUEST_TYPES)[number];
+export type RecordField = (typeof PROTOCOL.RECORD_FIELDS)[number];
 
 /** Column of each statistic in a row of the `stats` array. */
 export const STAT_INDEX: Readonly<Record<StatField, number>> = Object.freeze(
@@ -193,13 +195,30 @@ export interface ExactHistogramRequest {
   tensor: number;
 }
 
-/** Front end -> kernel: draw the example's autograd graph (torchviz); result `{svg}`. */
+/** Front end -> kernel: everything recorded, for a view displayed anew (docs/live-data.md). */
+export interface RunSnapshotRequest {
+  type: "run_snapshot";
+  id: string;
+}
+
+/** Front end -> kernel: every stored histogram of these series ids. */
+export interface RunHistogramsRequest {
+  type: "run_histograms";
+  id: string;
+  series: number[];
+}
+
+export type Request =
+  | ExactHistogramRequest
+  | AutogradGraphRequest
+  | RunSnapshotRequest
+  | RunHistogramsRequest;
+
+/** Front end -> kernel: torchviz's drawing of the example's backward graph. */
 export interface AutogradGraphRequest {
   type: "autograd_graph";
   id: string;
 }
-
-export type Request = ExactHistogramRequest | AutogradGraphRequest;
 
 /** The `result` of a successful `exact_histogram` response. */
 export interface ExactHistogramResult {
