@@ -166,9 +166,18 @@ function mountStructure(state: StateModel, model: ViewModel, cleanup: Cleanup): 
     const graph = graphOf(state);
     let pane: HTMLElement;
     if (tab === "graph" && graph !== null) {
-      graphPane = createGraphPane(state, graph, cleanup);
       shownGraph = graph;
-      pane = graphPane.el;
+      try {
+        graphPane = createGraphPane(state, graph, cleanup);
+        pane = graphPane.el;
+      } catch (error) {
+        // The other tabs stay usable when the diagram cannot be drawn here.
+        pane = h("div", {
+          class: "nbviz-error",
+          attrs: { role: "alert" },
+          text: `The diagram could not be drawn: ${errorMessage(error)}`,
+        });
+      }
     } else if (tab === "autograd") {
       pane = createAutogradPane(rpc, cleanup);
     } else {

@@ -1,6 +1,7 @@
 import type { AnyModel, RenderProps } from "@anywidget/types";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { PROTOCOL, type StateTraits, type ViewKind, type ViewTraits } from "../src/protocol";
+import structure from "../src/structure";
 import widget from "../src/widget";
 import {
   FakeModel,
@@ -58,7 +59,9 @@ async function mount(view: string, state: FakeModel, id = "abc123"): Promise<Mou
     el,
     signal: controller.signal,
   } as unknown as RenderProps<ViewTraits>;
-  const result = await widget.render(props);
+  // The structure view has a bundle of its own (it carries the layout worker).
+  const bundle = view === "structure" ? structure : widget;
+  const result = await bundle.render(props);
   return { el, model, controller, cleanup: typeof result === "function" ? result : undefined };
 }
 

@@ -5,7 +5,8 @@
  * only what the window shows. Text only through textContent (names are user-controlled).
  * A level's drawing is reused while its layout and boxes are unchanged.
  *
- * Hooks: `.nbviz-box[data-box][data-kind]` (leaf, group, open, fold), `[data-toggle]` on a
+ * Hooks: `.nbviz-box[data-box][data-kind]` (leaf, group, open, fold; `data-name` on module boxes,
+ * the first module's of a fold), `[data-toggle]` on a
  * group's toggle, `.nbviz-edge`, `.nbviz-edge-label`.
  */
 
@@ -151,7 +152,12 @@ function drawBox(
   const g = s("g", {
     class: `nbviz-box nbviz-box-${box.kind} nbviz-kind-${node?.kind ?? "op"}`,
     title: text.tooltip,
-    attrs: { "data-box": box.id, "data-kind": box.kind },
+    // data-name: the module's qualified name, for tests and user styles (an attribute: inert).
+    attrs: {
+      "data-box": box.id,
+      "data-kind": box.kind,
+      "data-name": node?.kind === "module" ? node.name : undefined,
+    },
   });
   const fill = node ? nodeColor(node) : "#eee";
   if (box.kind === "fold") {

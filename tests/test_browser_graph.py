@@ -1,0 +1,119 @@
+"""The structure diagram in a real JupyterLab: collapsed groups, folded blocks, search, selection
+in both directions with Python, the trace's warnings and the autograd tab."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from jupyter_server import Server, jupyter_server
+from notebook_ui import CELL_TIMEOUT_MS, append_and_run, append_and_start, open_notebook
+from playwright.sync_api import Page, expect
+
+pytestmark = pytest.mark.browser
+
+LAYOUT_MS = 20_000  # the worker's first ELK call is slow on a cold, shared machine
+
+SETUP = """\
+import torch, nbviz
+from torch import nn
+
+class Block(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+        self.act = nn.ReLU()
+    def forward(self, x):
+        return self.act(self.fc(x)) + x
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Linear(4, 8)
+        self.blocks = nn.Sequential(*[Block() for _ in range(6)])
+        self.head = nn.Linear(8, 2)
+        self.spare = nn.Linear(8, 8)  # registered, never called: the trace says so
+    def forward(self, x):
+        return self.head(self.blocks(self.stem(x)))
+
+viz = nbviz.show(Net(), torch.randn(3, 4), record=False)
+viz"""
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    root = tmp_path_factory.mktemp("graph-root")
+    notebook = {
+        "cells": [],
+        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3"}},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+    (root / "graph.ipynb").write_text(json.dumps(notebook))
+    with jupyter_server("lab", root, tmp_path_factory.mktemp("graph-scratch")) as running:
+        yield running
+
+
+@pytest.fixture
+def page(chromium: Any) -> Iterator[Page]:
+    context = chromium.new_context(viewport={"width": 1280, "height": 1100})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    yield page
+    context.close()
+    assert not errors, errors
+
+
+def test_the_diagram_expands_folds_searches_and_selects(
+    server: Server, page: Page, artifacts: pathlib.Path
+) -> None:
+    open_notebook(page, server.url, "lab", "graph.ipynb")
+    append_and_start(page, SETUP)
+    view = page.locator(".nbviz-structure")
+    box = view.locator(".nbviz-box")
+
+    # Collapsed to the top-level modules; the never-called module is listed, not dropped.
+    expect(box.locator("xpath=self::*[@data-name='blocks']")).to_be_visible(timeout=CELL_TIMEOUT_MS)
+    expect(view.locator("[data-name='stem']")).to_be_visible(timeout=LAYOUT_MS)
+    expect(view.locator("[data-name='blocks.0']")).to_have_count(0)
+    expect(view.locator(".nbviz-graph-notes")).to_contain_text("spare")
+
+    # Open the group: its six identical blocks are one fold; unfold it; open one block.
+    view.locator("[data-name='blocks'] [data-toggle]").click()
+    fold = view.locator(".nbviz-box[data-kind='fold']")
+    expect(fold).to_contain_text("Block ×6", timeout=LAYOUT_MS)
+    fold.click()
+    expect(view.locator(".nbviz-box[data-name='blocks.3']")).to_be_visible(timeout=LAYOUT_MS)
+    view.locator(".nbviz-box[data-name='blocks.3'] [data-toggle]").click()
+    inner = view.locator(".nbviz-box[data-name='blocks.3.fc']")
+    expect(inner).to_be_visible(timeout=LAYOUT_MS)
+    view.locator(".nbviz-graph").screenshot(path=str(artifacts / "graph-expanded.png"))
+
+    # Clicking a box selects the layer everywhere, and Python sees it.
+    inner.click()
+    expect(page.locator(".nbviz-picker [data-layer='blocks.3.fc'].is-selected")).to_be_visible()
+    assert append_and_run(page, "print(viz.selected)").strip() == "blocks.3.fc"
+
+    # Python selects: the diagram reveals and marks the module.
+    append_and_run(page, "viz.selected = 'blocks.5.act'; print('ok')")
+    expect(view.locator(".nbviz-box[data-name='blocks.5.act'].is-selected")).to_be_visible(
+        timeout=LAYOUT_MS
+    )
+
+    # Search by class: every ReLU is found.
+    view.locator("input[type='search']").fill("relu")
+    expect(view.locator(".nbviz-toolbar .nbviz-summary")).to_have_text("6 found", timeout=LAYOUT_MS)
+
+    # The autograd tab draws torchviz's graph in the kernel and shows it as an image.
+    view.locator(".nbviz-tab", has_text="Autograd").click()
+    image = view.locator("img.nbviz-autograd-img")
+    expect(image).to_be_visible(timeout=LAYOUT_MS)
+    page.wait_for_function(
+        "() => document.querySelector('img.nbviz-autograd-img')?.naturalWidth > 0"
+    )
+    view.locator(".nbviz-tab", has_text="Modules").click()
+    expect(view.locator(".nbviz-row[data-layer='blocks.5.act']")).to_be_visible()
