@@ -33,8 +33,10 @@ def main(path: str, steps: int, out: Path) -> None:
     torch.set_num_threads(1)
     dist.init_process_group("gloo", timeout=timedelta(seconds=30))
     rank, world = dist.get_rank(), dist.get_world_size()
-    model = w.make_model()
-    for layer in (model[0], model[2]):
+    # dist_worker's model, then a layer of one output: its [1, 4] weight and [1] bias shard
+    # unevenly, rank 1 holding nothing of them (an empty local tensor).
+    model = nn.Sequential(*w.make_model(), nn.Linear(4, 1))
+    for layer in (model[0], model[2], model[3]):
         fully_shard(layer)
     fully_shard(model)
     opt = torch.optim.SGD(model.parameters(), lr=w.LR)
@@ -47,7 +49,7 @@ def main(path: str, steps: int, out: Path) -> None:
         for step in range(steps):
             before = [full(p) for p in model.parameters()]
             opt.zero_grad()
-            loss = nn.functional.mse_loss(model(xs[step]), ys[step])
+            loss = nn.functional.mse_loss(model(xs[step]), ys[step, :, :1])
             loss.backward()  # type: ignore[no-untyped-call]
             grads = [full(p.grad) for p in model.parameters()]
             opt.step()

@@ -228,13 +228,14 @@ def test_fsdp2_records_each_full_parameter_from_its_shards(
 ) -> None:
     """fully_shard over 2 gloo processes: each rank summarises its shards, and the merged
     weight, gradient and update of every parameter equal numpy on the full tensor (gathered by
-    the workers with DTensor.full_tensor()); the histograms count it on the one-process grid."""
+    the workers with DTensor.full_tensor()); the histograms count it on the one-process grid.
+    Layer 3's parameters shard unevenly: rank 1's shards are empty."""
     run, folder = fsdp_run
     assert run.steps.tolist() == list(range(FSDP_STEPS))
     assert run.meta["world_size"] == str(WORLD)
     for step in range(FSDP_STEPS):
         ref = torch.load(folder / f"ref{step}.pt")
-        assert sorted(ref) == ["0.bias", "0.weight", "2.bias", "2.weight"]
+        assert sorted(ref) == ["0.bias", "0.weight", "2.bias", "2.weight", "3.bias", "3.weight"]
         for name, tensors in ref.items():
             layer, tensor = name.split(".")
             for kind in ("weight", "grad", "update"):
@@ -256,6 +257,7 @@ def test_fsdp2_records_each_full_parameter_from_its_shards(
     # Each rank's own shard is kept too: half the rows of the first weight.
     own = run.stats("0", "weight", "weight", mode=rank_mode("train", 1))
     assert own.values["numel"].tolist() == [16 * 8 / WORLD] * FSDP_STEPS
+    assert run.stats("3", "weight", "weight", mode=rank_mode("train", 1)).values["numel"][0] == 0
     # Activations are plain tensors under FSDP2, merged as under DDP.
     numel = run.stats("0", "activation").values["numel"]
     assert numel.tolist() == [WORLD * w.BATCH * 16] * FSDP_STEPS
