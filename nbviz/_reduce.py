@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import math
+import sys
 from dataclasses import dataclass
 
 import torch
@@ -41,8 +42,22 @@ class Prepared:
     """Integer or bool values: the grid width never drops below 1."""
 
 
+def local(t: torch.Tensor) -> torch.Tensor:
+    """This rank's part of a `DTensor` (an FSDP2 parameter, its gradient): its local shard, a
+    plain tensor that the reductions can mix with others; any other tensor unchanged.
+
+    Each rank then summarises its own shard and the distributed merge adds the shards up. No
+    DTensor exists unless torch.distributed.tensor was imported, so nothing is imported here.
+    """
+    dtensor = sys.modules.get("torch.distributed.tensor")
+    if dtensor is not None and isinstance(t, dtensor.DTensor):
+        shard: torch.Tensor = t.to_local()
+        return shard
+    return t
+
+
 def prepare(t: torch.Tensor) -> Prepared:
-    x = t.detach()
+    x = local(t).detach()
     if x.is_complex():
         x = x.abs()
     integral = not x.is_floating_point()

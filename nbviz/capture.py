@@ -64,6 +64,7 @@ from torch.utils.hooks import RemovableHandle
 
 from ._outputs import DIAGNOSTICS, RATIO, diagnostic, output_tensors
 from ._pause import capture_paused
+from ._reduce import local
 from ._selection import (
     Param,
     check_kinds,
@@ -522,7 +523,7 @@ class _Capture:
         """The gradient before the GradScaler's loss scaling, when one is in use."""
         scale = getattr(self.scaler, "_scale", None) if self.scaler is not None else None
         if isinstance(scale, torch.Tensor) and grad.is_floating_point():
-            return grad.detach() / scale.to(grad.device)
+            return local(grad).detach() / scale.to(grad.device)
         return grad
 
     def _on_grad_accumulated(self, param: torch.Tensor) -> None:
@@ -627,7 +628,8 @@ class _Capture:
             for p, before in zip(snapshot.params, snapshot.before, strict=True):
                 norms.append(_l2(before))
                 keys.append(p.key("update"))
-                tensors.append(torch.sub(p.param.detach(), before, out=before))  # Δw in place
+                after = local(p.param).detach()  # the snapshot holds this rank's shard too
+                tensors.append(torch.sub(after, before, out=before))  # Δw in place
                 dtypes.append(_dtype_name(p.param))
         if not tensors:
             return
@@ -777,7 +779,7 @@ def _all_finite(tensors: list[torch.Tensor]) -> bool:
     A sum that overflows reads as Inf: then the full statistics are taken, and they tell.
     """
     with torch.no_grad():
-        sums = [t.sum() for t in tensors]
+        sums = [local(t).sum() for t in tensors]  # a DTensor: this rank's shard
         sums = [s.abs() if s.is_complex() else s for s in sums]
         return bool(torch.isfinite(torch.stack([s.float() for s in sums])).all())
 
@@ -800,7 +802,7 @@ def _take_snapshot(step: int, params: list[Param]) -> _Snapshot:
             if tensor.requires_grad and not is_lazy(tensor) and not tensor.is_meta:
                 snapshot.params.append(p)
                 # Half precision widened: w_after - w_before is then exact in float32.
-                before = tensor.detach()
+                before = local(tensor).detach()  # a DTensor (FSDP2): this rank's shard
                 snapshot.before.append(before.float() if before.dtype in _HALF else before.clone())
     return snapshot
 

@@ -9,7 +9,8 @@ between ranks, each rank's own record as the series of mode ``"train@rank1"`` an
 Why rank 0 writes rather than one shard per rank: see docs/distributed.md.
 
 What differs between ranks: activations and their gradients (each rank sees its own batch), and
-parameters when they are sharded (FSDP: `sharded_params=True`). DDP's parameters, gradients (after
+parameters when they are sharded (FSDP2: `sharded_params=True`, detected by `nbviz.watch` from
+DTensor parameters; each rank summarises its local shards). DDP's parameters, gradients (after
 its all-reduce) and updates are the same on every rank: rank 0's are written.
 
 Eval forwards (validation, often run on rank 0 alone) never start a collective: they are kept
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -29,6 +31,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from numpy.typing import NDArray
+from torch import nn
 
 from ._merge import ROW, merge_rows, replicated, row_histogram, to_row
 from .records import RECORD_FIELDS, Anomaly, RecordSink, SeriesKey, StatRecord, StepRecord
@@ -66,6 +69,20 @@ class _Keys:
     keys: list[tuple[SeriesKey, str]] = field(default_factory=list)
     encoded: bytes = b"[]"
     digest: int = 0
+
+
+def has_sharded_params(model: nn.Module) -> bool:
+    """Whether a parameter is a `DTensor` sharded across ranks (FSDP2's `fully_shard`): each rank
+    then summarises its own shard, and the shards' records are merged. A replicated DTensor does
+    not count (its local part is the whole tensor). Nothing is imported to tell: no DTensor exists
+    before torch.distributed.tensor is."""
+    dtensor = sys.modules.get("torch.distributed.tensor")
+    if dtensor is None:
+        return False
+    return any(
+        isinstance(p, dtensor.DTensor) and any(pl.is_shard() for pl in p.placements)
+        for p in model.parameters()
+    )
 
 
 class DistributedSink:

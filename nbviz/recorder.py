@@ -11,7 +11,7 @@ from torch import nn
 
 from . import capture
 from ._steps import Shifted, SkipWritten
-from .distributed import DistributedSink, active_world
+from .distributed import DistributedSink, active_world, has_sharded_params
 from .hierarchy import module_hierarchy
 from .records import LayerMeta, RecordSink
 from .run import Run
@@ -55,7 +55,8 @@ class Recorder(capture.Recorder):
     Under torch.distributed (a process group of 2+ processes), call it on every rank with the
     same arguments: statistics are merged across ranks and only rank 0 writes the run (see
     `nbviz.distributed`); `sharded_params` says the parameters are sharded (FSDP), not replicated
-    (DDP); `per_rank` also keeps each rank's own series (mode ``"train@rank1"``, ...).
+    (DDP), by default (None) when a parameter is a sharded DTensor (FSDP2's `fully_shard`);
+    `per_rank` also keeps each rank's own series (mode ``"train@rank1"``, ...).
     A DDP or torch.compile wrapper is watched through the model inside it.
 
     `start_step` numbers the first step recorded (e.g. a trainer's global step when training
@@ -68,7 +69,7 @@ class Recorder(capture.Recorder):
         path: str | os.PathLike[str] | None = None,
         *,
         retention: Retention | None = None,
-        sharded_params: bool = False,
+        sharded_params: bool | None = None,
         per_rank: bool = True,
         start_step: int | None = None,
         **options: Any,
@@ -93,6 +94,8 @@ class Recorder(capture.Recorder):
                 out = SkipWritten(self.writer, self.writer.last_step)
                 _warn_if_written(self._path, start_step, self.writer.last_step)
             if world is not None:
+                if sharded_params is None:
+                    sharded_params = has_sharded_params(model)
                 out = self._distributed = DistributedSink(
                     out, sharded_params=sharded_params, per_rank=per_rank
                 )

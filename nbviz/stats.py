@@ -188,9 +188,9 @@ class StatsBatch:
         """Reduces `tensors` now; returns where their rows and `extras` start in `finish`."""
         first = (len(self._entries), len(self._extras))
         with torch.no_grad():
-            for t in tensors:
-                self._entries.append(self._entry(t, histograms))
-            self._extras += [e.detach().reshape(1).double() for e in extras]
+            for t in tensors:  # a DTensor: its local shard (numel included)
+                self._entries.append(self._entry(None if t is None else r.local(t), histograms))
+            self._extras += [r.local(e).detach().reshape(1).double() for e in extras]
         return first
 
     def finish(self) -> tuple[Summaries, NDArray[np.float64]]:

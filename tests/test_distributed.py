@@ -29,6 +29,7 @@ import dist_worker as w
 
 WORLD = 2
 STEPS = 3
+FSDP_STEPS = 2  # before dist_worker's NaN input (step 2)
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -39,8 +40,11 @@ def _free_port() -> int:
         return port
 
 
-def _launch(path: Path, die_at: int = -1, dying: int = 1) -> list[subprocess.CompletedProcess[str]]:
-    """WORLD ranks as torchrun starts them: one process each, rendezvous through env vars."""
+def _launch(
+    path: Path, die_at: int = -1, dying: int = 1, *, fsdp_ref: Path | None = None
+) -> list[subprocess.CompletedProcess[str]]:
+    """WORLD ranks as torchrun starts them: one process each, rendezvous through env vars.
+    With `fsdp_ref`, tests/fsdp_worker.py runs instead, saving its reference there."""
     port = _free_port()
     procs = []
     for rank in range(WORLD):
@@ -53,14 +57,12 @@ def _launch(path: Path, die_at: int = -1, dying: int = 1) -> list[subprocess.Com
             "WORLD_SIZE": str(WORLD),
             "PYTHONPATH": str(ROOT),
         }
-        args = [
-            sys.executable,
-            str(Path(w.__file__)),
-            str(path),
-            str(STEPS),
-            str(die_at),
-            str(dying),
-        ]
+        args = [sys.executable, str(Path(w.__file__)), str(path), str(STEPS)]
+        if fsdp_ref is None:
+            args += [str(die_at), str(dying)]
+        else:
+            args = [sys.executable, str(ROOT / "tests" / "fsdp_worker.py"), str(path)]
+            args += [str(FSDP_STEPS), str(fsdp_ref)]
         procs.append(
             subprocess.Popen(
                 args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -211,6 +213,54 @@ def test_a_rank_that_dies_leaves_a_readable_run_of_whole_steps(tmp_path: Path, d
         _check(run.stats("", "activation"), 0, np.concatenate(ref[0][""]))
         for key in run.series():
             assert run.stats(key.layer, key.kind, key.tensor, call=key.call).step_lo.tolist() == [0]
+
+
+@pytest.fixture(scope="module")
+def fsdp_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[nbviz.Run, Path]:
+    folder = tmp_path_factory.mktemp("fsdp")
+    for result in _launch(folder / "fsdp.nbviz", fsdp_ref=folder):
+        assert result.returncode == 0, result.stdout
+    return nbviz.open(folder / "fsdp.nbviz"), folder
+
+
+def test_fsdp2_records_each_full_parameter_from_its_shards(
+    fsdp_run: tuple[nbviz.Run, Path],
+) -> None:
+    """fully_shard over 2 gloo processes: each rank summarises its shards, and the merged
+    weight, gradient and update of every parameter equal numpy on the full tensor (gathered by
+    the workers with DTensor.full_tensor()); the histograms count it on the one-process grid.
+    Layer 3's parameters shard unevenly: rank 1's shards are empty."""
+    run, folder = fsdp_run
+    assert run.steps.tolist() == list(range(FSDP_STEPS))
+    assert run.meta["world_size"] == str(WORLD)
+    for step in range(FSDP_STEPS):
+        ref = torch.load(folder / f"ref{step}.pt")
+        assert sorted(ref) == ["0.bias", "0.weight", "2.bias", "2.weight", "3.bias", "3.weight"]
+        for name, tensors in ref.items():
+            layer, tensor = name.split(".")
+            for kind in ("weight", "grad", "update"):
+                full = tensors[kind].double().numpy()
+                series = run.stats(layer, kind, tensor)
+                _check(series, step, full)
+                hists = run.histograms(layer, kind, tensor)
+                i = int(np.flatnonzero(hists.steps == step)[0])
+                single = histogram(tensors[kind], exact=True)  # one process, the full tensor
+                assert (hists.lo[i], hists.width[i]) == (single.lo, single.width)
+                bins = np.floor((full.ravel() - single.lo) / single.width).astype(int)
+                np.testing.assert_array_equal(hists.counts[i], np.bincount(bins, minlength=64))
+                assert hists.sample[i] == full.size
+            # ‖Δw‖ / ‖w before‖ over the whole tensor, from the shards' norms
+            update, after = tensors["update"].double(), tensors["weight"].double()
+            ratio = run.stats(layer, "update", tensor).values["ratio"][step]
+            expected = float(update.norm() / (after - update).norm())
+            assert ratio == pytest.approx(expected, rel=1e-5)
+    # Each rank's own shard is kept too: half the rows of the first weight.
+    own = run.stats("0", "weight", "weight", mode=rank_mode("train", 1))
+    assert own.values["numel"].tolist() == [16 * 8 / WORLD] * FSDP_STEPS
+    assert run.stats("3", "weight", "weight", mode=rank_mode("train", 1)).values["numel"][0] == 0
+    # Activations are plain tensors under FSDP2, merged as under DDP.
+    numel = run.stats("0", "activation").values["numel"]
+    assert numel.tolist() == [WORLD * w.BATCH * 16] * FSDP_STEPS
 
 
 def _record(values: NDArray[np.float64], hist: bool = True) -> StatRecord:
