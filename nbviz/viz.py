@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import weakref
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -174,14 +173,12 @@ def _trace_example(
     with state.hold_sync():
         state.outputs = collected.shapes
         state.graph = graph.to_wire()
-    model_ref = weakref.ref(model)
 
+    # The widget keeps the model and its example, as a recorder does: the autograd tab runs them
+    # again when opened, which may be long after `show(Net(), x)` dropped its own reference.
     def draw() -> str:
-        current = model_ref()
-        if current is None:
-            raise RuntimeError("the model no longer exists")
-        with model_preserved(current, grad=True):
-            return autograd_svg(_first_tensors(current(*args, **kwargs)), current)
+        with model_preserved(model, grad=True):
+            return autograd_svg(_first_tensors(model(*args, **kwargs)), model)
 
     state.draw_autograd_with(draw)
 

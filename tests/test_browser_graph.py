@@ -88,21 +88,20 @@ def test_the_diagram_expands_folds_searches_and_selects(
     expect(fold).to_contain_text("Block ×6", timeout=LAYOUT_MS)
     fold.click()
     expect(view.locator(".nbviz-box[data-name='blocks.3']")).to_be_visible(timeout=LAYOUT_MS)
-    view.locator(".nbviz-box[data-name='blocks.3'] [data-toggle]").click()
+
+    # Python selects: the diagram brings the module into view and marks it.
+    append_and_run(page, "viz.selected = 'blocks.3'; print('ok')")
+    block = view.locator(".nbviz-box[data-name='blocks.3']")
+    expect(block).to_have_class("nbviz-box nbviz-box-group nbviz-kind-module is-selected")
+
+    # Open that block; clicking a box inside selects the layer everywhere, and Python sees it.
+    block.locator("[data-toggle]").click()
     inner = view.locator(".nbviz-box[data-name='blocks.3.fc']")
     expect(inner).to_be_visible(timeout=LAYOUT_MS)
     view.locator(".nbviz-graph").screenshot(path=str(artifacts / "graph-expanded.png"))
-
-    # Clicking a box selects the layer everywhere, and Python sees it.
     inner.click()
     expect(page.locator(".nbviz-picker [data-layer='blocks.3.fc'].is-selected")).to_be_visible()
     assert append_and_run(page, "print(viz.selected)").strip() == "blocks.3.fc"
-
-    # Python selects: the diagram reveals and marks the module.
-    append_and_run(page, "viz.selected = 'blocks.5.act'; print('ok')")
-    expect(view.locator(".nbviz-box[data-name='blocks.5.act'].is-selected")).to_be_visible(
-        timeout=LAYOUT_MS
-    )
 
     # Search by class: every ReLU is found.
     view.locator("input[type='search']").fill("relu")
@@ -110,10 +109,11 @@ def test_the_diagram_expands_folds_searches_and_selects(
 
     # The autograd tab draws torchviz's graph in the kernel and shows it as an image.
     view.locator(".nbviz-tab", has_text="Autograd").click()
+
     image = view.locator("img.nbviz-autograd-img")
     expect(image).to_be_visible(timeout=LAYOUT_MS)
     page.wait_for_function(
         "() => document.querySelector('img.nbviz-autograd-img')?.naturalWidth > 0"
     )
     view.locator(".nbviz-tab", has_text="Modules").click()
-    expect(view.locator(".nbviz-row[data-layer='blocks.5.act']")).to_be_visible()
+    expect(view.locator(".nbviz-row[data-layer='blocks.3.fc'].is-selected")).to_be_visible()
