@@ -30,9 +30,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    bundle = REPO / "nbviz" / "static" / "widget.js"
-    if not bundle.is_file():
-        raise pytest.UsageError(f"{bundle} is missing: run `npm run build` first (./dev test does)")
+    for name in ("widget.js", "structure.js"):
+        bundle = REPO / "nbviz" / "static" / name
+        if not bundle.is_file():
+            raise pytest.UsageError(f"{bundle} is missing: run `npm run build` (./dev test does)")
 
 
 @pytest.fixture(scope="session")

@@ -17,6 +17,7 @@ import pathlib, torch, nbviz
 viz = nbviz.show(torch.nn.Sequential(torch.nn.Linear(3, 2)), selected="0")
 static = pathlib.Path(nbviz.__file__).parent / "static"
 assert (static / "widget.js").stat().st_size > 1000
+assert (static / "structure.js").stat().st_size > 100_000  # with the layout worker
 print("ok", viz.selected, nbviz.__file__)
 """
 
@@ -45,7 +46,8 @@ def test_wheel_builds_bundle_and_imports_in_clean_venv(tmp_path: pathlib.Path) -
     )  # fmt: skip
     (wheel,) = (tmp_path / "dist").glob("nbviz-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    assert {"nbviz/static/widget.js", "nbviz/static/style.css", "nbviz/_protocol.py"} <= names
+    bundles = {"nbviz/static/widget.js", "nbviz/static/structure.js", "nbviz/static/style.css"}
+    assert {*bundles, "nbviz/_protocol.py"} <= names
     assert not [n for n in names if "node_modules" in n or n.endswith(".ts") or "tests/" in n]
 
     venv = tmp_path / "venv"
