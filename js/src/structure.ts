@@ -24,6 +24,7 @@ import {
   type ViewModel,
   watch,
 } from "./mount/common";
+import { createOverlay } from "./mount/overlay";
 import type { ViewKind } from "./protocol";
 import { createRpc, type RpcClient } from "./rpc";
 
@@ -104,6 +105,7 @@ function createGraphPane(state: StateModel, graph: WireGraph, cleanup: Cleanup):
     button("Expand all", () => view.expandAll()),
     button("Collapse", () => view.collapseAll()),
   );
+  toolbar.append(createOverlay(state, view, cleanup).controls);
   const notes = graphNotes(graph);
   const el = h("div", { class: "nbviz-pane" }, toolbar, notes, view.el);
   return { el, view };
