@@ -229,5 +229,10 @@ describe("graph overlay", () => {
     picker.value = "";
     picker.dispatchEvent(new Event("change"));
     expect(rect()?.style.fill).toBe("");
+    // A new trace replaces the pane; the old overlay's listeners go with it.
+    const listeners = state.listenerCount();
+    state.set("graph", { ...resnet });
+    await flush();
+    expect(state.listenerCount()).toBe(listeners);
   });
 });
