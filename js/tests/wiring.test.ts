@@ -134,6 +134,8 @@ describe("statistics view on the run store", () => {
     const asked = state.sent.filter((m) => (m as { type?: string }).type === "run_histograms");
     expect(asked.at(-1)).toMatchObject({ series: [2] });
     expect(el.querySelector(".nbviz-hp-row[data-kind=grad] .nbviz-hp-cell")).not.toBeNull();
+    // it has no weights: the distribution shows its gradients
+    expect(el.querySelector<HTMLSelectElement>("select.nbviz-dist-kind")?.value).toBe("grad");
   });
 
   it("shows the first anomaly and selects its layer and step on a click", async () => {

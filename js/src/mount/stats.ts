@@ -77,6 +77,7 @@ export function mountStats(state: StateModel, fallback: Mounted, cleanup: Cleanu
 
   let live: boolean | null = null;
   let requestedFor: string | null | undefined;
+  let distLayer: string | null = null;
 
   function draw(): void {
     const name = layer();
@@ -100,7 +101,18 @@ export function mountStats(state: StateModel, fallback: Mounted, cleanup: Cleanu
     });
     if (hasData) {
       panel.update({ layer: name, step });
-      dist.update({ layer: name, step });
+      // A layer without the kind shown over time (a ReLU has no weights): its first kind held.
+      if (name !== distLayer) {
+        distLayer = name;
+        if (store.seriesOf(name, kind).length === 0) {
+          const held = KINDS.find((k) => store.seriesOf(name, k).length > 0);
+          if (held !== undefined) {
+            kind = held;
+            kindSelect.value = held;
+          }
+        }
+        dist.update({ layer: name, kind, tensor: null, step });
+      } else dist.update({ layer: name, step });
     }
   }
 
