@@ -11,6 +11,7 @@ from .run import Run
 from .store import Retention
 from .viz import Viz, show
 from .widgets import (
+    GradientFlowView,
     HistogramView,
     LayerPicker,
     StepSlider,
@@ -23,6 +24,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Anomaly",
+    "GradientFlowView",
     "Graph",
     "GraphvizMissingError",
     "Hierarchy",

@@ -97,7 +97,7 @@ STATE_TRAITS: Final = (
 VIEW_TRAITS: Final = ("state", "view")
 
 # Values of a view's `view` trait: which drawing the shared bundle renders.
-VIEW_KINDS: Final = ("structure", "picker", "histogram", "slider")
+VIEW_KINDS: Final = ("structure", "picker", "histogram", "slider", "flow")
 
 # Custom messages, front end -> kernel: {"type": ..., "id": str, ...}; answered by a
 # {"type": "response", "id": same, "ok": bool, "error"?: str, ...} with binary buffers.

@@ -17,14 +17,22 @@ from .probe import collecting_output_shapes, forward_args, model_preserved, tens
 from .recorder import Recorder, unwrap, watch
 from .run import Run
 from .run_layers import run_hierarchy
-from .widgets import HistogramView, LayerPicker, StepSlider, StructureView, VizState
+from .widgets import (
+    GradientFlowView,
+    HistogramView,
+    LayerPicker,
+    StepSlider,
+    StructureView,
+    VizState,
+)
 
 
 class Viz(ipywidgets.VBox):  # type: ignore[misc]
     """The assembled widget: picker and hierarchy side by side, histograms below.
 
-    Its parts are ordinary widgets (`viz.picker`, `viz.structure`, `viz.histograms`, `viz.slider`)
-    over one `viz.state`; rearrange them with any ipywidgets layout and they stay linked.
+    Its parts are ordinary widgets (`viz.picker`, `viz.structure`, `viz.histograms`, `viz.slider`,
+    `viz.flow`) over one `viz.state`; rearrange them with any ipywidgets layout and they stay
+    linked.
     """
 
     def __init__(
@@ -39,8 +47,9 @@ class Viz(ipywidgets.VBox):  # type: ignore[misc]
         self.structure = StructureView(state, layout=ipywidgets.Layout(width="68%"))
         self.histograms = HistogramView(state)
         self.slider = StepSlider(state)
+        self.flow = GradientFlowView(state)
         top = ipywidgets.HBox([self.picker, self.structure])
-        super().__init__([top, self.histograms, self.slider])
+        super().__init__([top, self.histograms, self.slider, self.flow])
 
     @property
     def selected(self) -> str | None:
@@ -84,7 +93,14 @@ class Viz(ipywidgets.VBox):  # type: ignore[misc]
             self.feed.close()
         if self.recorder is not None:
             self.recorder.close()
-        for widget in (self.picker, self.structure, self.histograms, self.slider, self.state):
+        for widget in (
+            self.picker,
+            self.structure,
+            self.histograms,
+            self.slider,
+            self.flow,
+            self.state,
+        ):
             widget.close()
         super().close()
 

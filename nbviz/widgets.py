@@ -220,12 +220,21 @@ class LayerPicker(_View):
 
 
 class HistogramView(_View):
-    """Histograms and statistics of the selected layer's parameters."""
+    """The selected layer at the current step: the anomaly banner, histograms and statistics per
+    kind (weights, gradients, activations) and the distribution over time; before any run data
+    the layer's parameters as they are now."""
 
     _kind = "histogram"
 
 
 class StepSlider(_View):
-    """Chooses the step every view shows."""
+    """Chooses the step every view shows; follows the latest step while training."""
 
     _kind = "slider"
+
+
+class GradientFlowView(_View):
+    """Gradient norm per layer at the current step and a layer x step heatmap of a metric;
+    clicks select the layer and the step."""
+
+    _kind = "flow"

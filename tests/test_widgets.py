@@ -32,8 +32,8 @@ def request(viz: nbviz.Viz, content: Any) -> tuple[dict[str, Any], list[bytes]]:
 
 def test_show_assembles_linked_views_over_one_state() -> None:
     viz = nbviz.show(demo_model())
-    parts = [viz.picker, viz.structure, viz.histograms, viz.slider]
-    assert [p.view for p in parts] == ["picker", "structure", "histogram", "slider"]
+    parts = [viz.picker, viz.structure, viz.histograms, viz.slider, viz.flow]
+    assert [p.view for p in parts] == ["picker", "structure", "histogram", "slider", "flow"]
     assert all(p.state is viz.state for p in parts)
     assert viz.layers[:3] == ["", "features", "features.conv1"]
     # Views compose with ordinary layouts and keep pointing at the same model.

@@ -72,7 +72,7 @@ export const PROTOCOL = {
     "protocol_version",
   ],
   VIEW_TRAITS: ["state", "view"],
-  VIEW_KINDS: ["structure", "picker", "histogram", "slider"],
+  VIEW_KINDS: ["structure", "picker", "histogram", "slider", "flow"],
   REQUEST_TYPES: ["exact_histogram", "autograd_graph", "run_snapshot", "run_histograms"],
   RESPONSE_TYPE: "response",
   RUN_APPEND_TYPE: "run_append",

@@ -12,7 +12,7 @@ import { createTree } from "./draw/tree";
 import { createGraphView, type GraphView } from "./graph/render";
 import type { WireGraph } from "./graph/wire";
 import {
-  type Cleanup,
+  Cleanup,
   createRender,
   errorMessage,
   layersOf,
@@ -24,6 +24,7 @@ import {
   type ViewModel,
   watch,
 } from "./mount/common";
+import { createOverlay } from "./mount/overlay";
 import type { ViewKind } from "./protocol";
 import { createRpc, type RpcClient } from "./rpc";
 
@@ -63,6 +64,8 @@ function graphNotes(graph: WireGraph): HTMLElement {
 interface GraphPane {
   el: HTMLElement;
   view: GraphView;
+  /** Destroys the diagram and drops the pane's listeners on the state model. */
+  dispose(): void;
 }
 
 function createGraphPane(state: StateModel, graph: WireGraph, cleanup: Cleanup): GraphPane {
@@ -104,9 +107,10 @@ function createGraphPane(state: StateModel, graph: WireGraph, cleanup: Cleanup):
     button("Expand all", () => view.expandAll()),
     button("Collapse", () => view.collapseAll()),
   );
+  toolbar.append(createOverlay(state, view, cleanup).controls);
   const notes = graphNotes(graph);
   const el = h("div", { class: "nbviz-pane" }, toolbar, notes, view.el);
-  return { el, view };
+  return { el, view, dispose: () => cleanup.run() };
 }
 
 function createAutogradPane(rpc: RpcClient, cleanup: Cleanup): HTMLElement {
@@ -168,7 +172,10 @@ function mountStructure(state: StateModel, model: ViewModel, cleanup: Cleanup): 
     if (tab === "graph" && graph !== null) {
       shownGraph = graph;
       try {
-        graphPane = createGraphPane(state, graph, cleanup);
+        // The pane's own teardown (diagram, overlay listeners), run on a new trace or at the end.
+        const paneCleanup = new Cleanup();
+        cleanup.add(() => paneCleanup.run());
+        graphPane = createGraphPane(state, graph, paneCleanup);
         pane = graphPane.el;
       } catch (error) {
         // The other tabs stay usable when the diagram cannot be drawn here.
@@ -225,7 +232,7 @@ function mountStructure(state: StateModel, model: ViewModel, cleanup: Cleanup): 
       if (graphOf(state) === shownGraph) return;
       panes.delete("graph");
       panes.delete("autograd");
-      graphPane?.view.destroy();
+      graphPane?.dispose();
       graphPane = null;
       renderTabs();
     },

@@ -1,5 +1,5 @@
 /**
- * The bundle behind the layer picker, histogram and slider views (the structure view has its
+ * The bundle behind the layer picker, statistics ("histogram"), slider and flow views (the structure view has its
  * own, `structure.ts`, which carries the layout worker). Each view widget has its own model with
  * `state` (a reference to the shared state model) and `view` (which drawing); `render` fetches
  * the shared model and mounts the drawing. Views talk only through the shared model, so
@@ -18,7 +18,6 @@ import {
 } from "./data";
 import { createHistogram, type ExactState } from "./draw/histogram";
 import { createPicker } from "./draw/picker";
-import { createSlider } from "./draw/slider";
 import {
   type Cleanup,
   createRender,
@@ -33,6 +32,9 @@ import {
   type ViewModel,
   watch,
 } from "./mount/common";
+import { mountFlow } from "./mount/flow";
+import { mountStepSlider } from "./mount/slider";
+import { mountStats } from "./mount/stats";
 import type { ViewKind } from "./protocol";
 import { createRpc, type MessageChannel, RequestError } from "./rpc";
 
@@ -96,22 +98,6 @@ function mountPicker(state: StateModel, cleanup: Cleanup): Mounted {
   const picker = createPicker(read(), { onSelect: (name) => select(state, name) });
   watch(state, ["layers", "selected"], () => picker.update(read()), cleanup);
   return picker;
-}
-
-function mountSlider(state: StateModel, cleanup: Cleanup): Mounted {
-  const read = () => ({
-    step: Number(state.get("step")) || 0,
-    numSteps: Number(state.get("num_steps")) || 1,
-  });
-  const slider = createSlider(read(), {
-    onStep: (step) => {
-      if (state.get("step") === step) return;
-      state.set("step", step);
-      state.save_changes();
-    },
-  });
-  watch(state, ["step", "num_steps"], () => slider.update(read()), cleanup);
-  return slider;
 }
 
 function mountHistogram(state: StateModel, channel: MessageChannel, cleanup: Cleanup): Mounted {
@@ -194,14 +180,16 @@ function mount(kind: ViewKind, state: StateModel, model: ViewModel, cleanup: Cle
     case "picker":
       return mountPicker(state, cleanup);
     case "histogram":
-      return mountHistogram(state, model, cleanup);
+      return mountStats(state, mountHistogram(state, model, cleanup), cleanup);
     case "slider":
-      return mountSlider(state, cleanup);
+      return mountStepSlider(state, cleanup);
+    case "flow":
+      return mountFlow(state, cleanup);
     default:
       throw new Error(`the ${kind} view is drawn by another bundle`);
   }
 }
 
-export const render = createRender(["picker", "histogram", "slider"], mount);
+export const render = createRender(["picker", "histogram", "slider", "flow"], mount);
 
 export default { render };

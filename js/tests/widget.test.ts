@@ -13,6 +13,9 @@ import {
   viewAt,
 } from "./fixtures";
 
+/** The run store of a state model (and its request channel) stay subscribed for its lifetime. */
+const STORE_LISTENERS = 2;
+
 function makeState(overrides: Partial<StateTraits> = {}): FakeModel {
   const attrs: StateTraits = {
     layers: sampleLayers(),
@@ -71,6 +74,7 @@ async function mountAll(state: FakeModel): Promise<Record<ViewKind, Mounted>> {
     picker: await mount("picker", state),
     histogram: await mount("histogram", state),
     slider: await mount("slider", state),
+    flow: await mount("flow", state),
   };
 }
 
@@ -93,7 +97,7 @@ describe("render", () => {
     expect(views.histogram.el.querySelector(".nbviz-hist-title .nbviz-name")?.textContent).toBe(
       "head",
     );
-    expect(views.slider.el.querySelector(".nbviz-step-label")?.textContent).toBe("step 0 of 5");
+    expect(views.slider.el.querySelector(".nbviz-step-label")?.textContent).toBe("step 0 (1 of 5)");
   });
 
   it("links the views through the state model only", async () => {
@@ -140,7 +144,9 @@ describe("render", () => {
     expect(views.histogram.el.querySelector(".nbviz-hist-none")?.textContent).toBe(
       "No parameters of its own",
     );
-    expect(views.slider.el.querySelector(".nbviz-step-label")?.textContent).toBe("step 7 of 10");
+    expect(views.slider.el.querySelector(".nbviz-step-label")?.textContent).toBe(
+      "step 7 (8 of 10)",
+    );
     expect(views.slider.el.querySelector<HTMLInputElement>("input[type=range]")?.max).toBe("9");
     state.set("outputs", { "features.conv2.inner": ["1×8"] });
     await flush();
@@ -254,7 +260,7 @@ describe("render", () => {
     const views = await mountAll(state);
     expect(state.listenerCount()).toBeGreaterThan(0);
     for (const v of Object.values(views)) v.controller.abort();
-    expect(state.listenerCount()).toBe(0);
+    expect(state.listenerCount()).toBe(STORE_LISTENERS);
     expect(views.histogram.model.listenerCount()).toBe(0);
     // a later change does not touch the (detached) views
     state.set("selected", "head");
@@ -266,7 +272,7 @@ describe("render", () => {
     const { cleanup, model } = await mount("histogram", state);
     expect(cleanup).toBeTypeOf("function");
     await cleanup?.();
-    expect(state.listenerCount()).toBe(0);
+    expect(state.listenerCount()).toBe(STORE_LISTENERS);
     expect(model.listenerCount()).toBe(0);
   });
 

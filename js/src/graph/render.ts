@@ -79,12 +79,25 @@ export interface GraphView {
   search(query: string): Promise<SearchResult>;
   /** Highlights the boxes showing these node ids (empty: clear). */
   highlight(ids: readonly number[]): void;
+  /** Fills module boxes by qualified name (the graph overlay); null restores their colours. */
+  setColors(colors: ReadonlyMap<string, string> | null): void;
   /** Shows the selection of a module chosen elsewhere (revealing it); null clears. */
   select(name: string | null): Promise<void>;
   fit(): void;
   getTransform(): Transform;
   setTransform(t: Transform): void;
   destroy(): void;
+}
+
+/** Sets (or clears) the fill of a module box's own rectangle from `colors`; no allocation. */
+export function paintBox(el: Element, colors: ReadonlyMap<string, string> | null): void {
+  const name = el.getAttribute("data-name");
+  if (name === null) return;
+  for (const child of el.children) {
+    if (!child.classList.contains("nbviz-box-rect")) continue;
+    const fill = colors === null ? undefined : colors.get(name);
+    (child as SVGElement).style.fill = fill ?? "";
+  }
 }
 
 let markerCount = 0;
@@ -286,11 +299,15 @@ export function createGraphView(data: GraphViewData, options: GraphViewOptions =
     for (const [box, classes] of marks) cache.boxEls.get(box)?.classList.add(...classes);
   }
 
+  /** Overlay fills by module name, applied as boxes appear. */
+  let colors: ReadonlyMap<string, string> | null = null;
+
   function newCache(): DrawCache {
     const c = new DrawCache();
     c.onCreate = (id, el) => {
       const classes = marks.get(id);
       if (classes) el.classList.add(...classes);
+      if (colors !== null) paintBox(el, colors);
     };
     return c;
   }
@@ -498,6 +515,10 @@ export function createGraphView(data: GraphViewData, options: GraphViewOptions =
     highlight(ids) {
       highlighted = [...ids];
       applyMarks();
+    },
+    setColors(next) {
+      colors = next;
+      for (const el of cache.boxEls.values()) paintBox(el, next);
     },
     select,
     fit: fitToView,

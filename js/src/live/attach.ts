@@ -11,7 +11,15 @@ import { PROTOCOL } from "../protocol";
 import { createRpc, type MessageChannel, type RpcClient } from "../rpc";
 import { type Append, type FrameScheduler, RunStore } from "./store";
 
-const stores = new WeakMap<object, RunStore>();
+/**
+ * Stores by state model, kept on the page's global object: the view bundles (widget.js,
+ * structure.js) each carry this module, and views of one state must share one store (one
+ * snapshot, one copy of the run) whichever bundle draws them.
+ */
+const STORES_KEY = Symbol.for("nbviz.runStores");
+const holder = globalThis as { [STORES_KEY]?: WeakMap<object, RunStore> };
+holder[STORES_KEY] ??= new WeakMap<object, RunStore>();
+const stores: WeakMap<object, RunStore> = holder[STORES_KEY];
 
 function isAppend(value: unknown): value is Append {
   return (
