@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 import urllib.request
 from typing import Any
@@ -61,5 +62,6 @@ def append_and_start(page: Page, code: str) -> Locator:
 def append_and_run(page: Page, code: str) -> str:
     """Adds a code cell at the end, runs it, and returns the text of its output."""
     output = append_and_start(page, code).locator(".jp-OutputArea-output")
-    expect(output.first).to_be_visible(timeout=CELL_TIMEOUT_MS)
+    # The output's box can be attached a moment before its text is rendered into it.
+    expect(output.first).to_have_text(re.compile(r"\S"), timeout=CELL_TIMEOUT_MS)
     return output.first.inner_text()
