@@ -47,7 +47,7 @@ import time
 import warnings
 import weakref
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import TracebackType
 from typing import Any, Final
 
@@ -108,6 +108,7 @@ class _Pass:
     activations: bool
     gradients: bool
     calls: dict[str, int]  # next call index per layer
+    probe: bool = False  # only look for the first NaN/Inf (a training step not captured)
 
 
 @dataclass
@@ -354,6 +355,7 @@ class _Capture:
         self._eval_done = False
         self._backward_seen = False
         self._grads_went_bad = False
+        self._outputs_went_bad = False
         self._scale_before: torch.Tensor | float | None = None
         self._handles: list[RemovableHandle] = []
         self._install(model)
@@ -455,6 +457,8 @@ class _Capture:
                     gradients="activation_grad" in self.kinds,
                     calls=self._train_calls,
                 )
+            elif "activation" in self.kinds and not self._outputs_went_bad:
+                self._pass = _Pass("train", self.step, True, False, False, self._train_calls, True)
         elif "activation" in self.kinds and not self._eval_done:
             self._eval_done = True
             self._pass = _Pass("eval", self.step, True, True, False, {})
@@ -479,6 +483,8 @@ class _Capture:
             )
         if not leaves:
             return
+        if current.probe:
+            self._probe_outputs(module, call, leaves, current)
         if current.activations:
             self._record_activations(module, call, leaves, current)
         if current.gradients:
@@ -488,6 +494,32 @@ class _Capture:
                     key = SeriesKey(name, "activation_grad", path, call, current.mode)
                     hook = _GradHook(self, key, current.step, current.histograms)
                     tensor.register_hook(hook)  # type: ignore[no-untyped-call]
+
+    def _probe_outputs(
+        self, module: nn.Module, call: int, leaves: list[tuple[str, torch.Tensor]], current: _Pass
+    ) -> None:
+        """Between captured steps: the first output holding NaN/Inf is recorded in full, so the
+        anomaly names the module (and call) that made it, not a gradient it poisoned later.
+
+        One sum per output (NaN and Inf propagate through it), read at once: on the CPU that
+        read is free. On accelerators it would synchronise per module, so they are not probed
+        and their first NaN/Inf is found by the gradient check.
+        """
+        if self._outputs_went_bad:  # later in the same pass: downstream of the first
+            return
+        bad = []
+        for path, tensor in leaves:
+            if tensor.device.type != "cpu" or tensor.is_sparse:
+                continue
+            if tensor.is_floating_point() or tensor.is_complex():
+                with torch.no_grad():
+                    total = tensor.detach().sum()
+                if not bool(torch.isfinite(total).all()):
+                    bad.append((path, tensor))
+        if bad:
+            self._outputs_went_bad = True  # the first occurrence only; later ones follow from it
+            probe = replace(current, probe=False, gradients=False)
+            self._record_activations(module, call, bad, probe)
 
     def _record_activations(
         self, module: nn.Module, call: int, leaves: list[tuple[str, torch.Tensor]], current: _Pass

@@ -736,6 +736,34 @@ def test_first_nan_names_the_layer_that_made_it() -> None:
     assert {a.phase for a in sink.anomalies} == {"forward", "backward", "optimizer"}
 
 
+def test_first_nan_between_captured_steps_names_the_layer_that_made_it() -> None:
+    """With the default periods (activations every 100 steps), a forward NaN at step 7 is still
+    reported at its source, with exact counts, and not as the gradient it poisons."""
+    torch.manual_seed(0)
+    model = zoo.poisoned_mlp()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    sink = ListSink()
+    with Recorder(model, sink, optimizer=optimizer):
+        poison = model[1]
+        assert isinstance(poison, zoo.Poison)
+        for step in range(10):
+            poison.armed = step == 7
+            model(torch.randn(4, 4)).sum().backward()
+            optimizer.step()
+            optimizer.zero_grad()
+    first = sink.anomalies[0]
+    assert (first.step, first.phase, first.key.layer, first.key.kind, first.key.call) == (
+        7,
+        "forward",
+        "1",
+        "activation",
+        0,
+    )
+    assert (first.nan, first.posinf, first.neginf) == (1, 0, 0)
+    recorded = [r for r in sink.records if r.key.kind == "activation" and r.step == 7]
+    assert [r.key.layer for r in recorded] == ["1"]  # only the culprit, not what followed it
+
+
 def test_nan_gradients_are_caught_between_captured_steps() -> None:
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(3, 2))

@@ -44,7 +44,22 @@ def _launch(
     path: Path, die_at: int = -1, dying: int = 1, *, fsdp_ref: Path | None = None
 ) -> list[subprocess.CompletedProcess[str]]:
     """WORLD ranks as torchrun starts them: one process each, rendezvous through env vars.
-    With `fsdp_ref`, tests/fsdp_worker.py runs instead, saving its reference there."""
+    With `fsdp_ref`, tests/fsdp_worker.py runs instead, saving its reference there.
+
+    A run where no rank was meant to die is tried once more if one failed to rendezvous: the
+    free port can be taken between `_free_port` and rank 0's bind."""
+    done = _launch_once(path, die_at, dying, fsdp_ref)
+    rendezvous = ("address already in use", "EADDRINUSE", "Connection refused", "timed out")
+    failed = [p for p in done if p.returncode != 0]
+    if die_at < 0 and any(any(m in (p.stdout or "") for m in rendezvous) for p in failed):
+        path.unlink(missing_ok=True)
+        done = _launch_once(path, die_at, dying, fsdp_ref)
+    return done
+
+
+def _launch_once(
+    path: Path, die_at: int, dying: int, fsdp_ref: Path | None
+) -> list[subprocess.CompletedProcess[str]]:
     port = _free_port()
     procs = []
     for rank in range(WORLD):
