@@ -41,6 +41,7 @@ modules held outside the module tree; non-tensor outputs are listed in `Recorder
 
 from __future__ import annotations
 
+import cmath
 import sys
 import threading
 import time
@@ -513,8 +514,8 @@ class _Capture:
                 continue
             if tensor.is_floating_point() or tensor.is_complex():
                 with torch.no_grad():
-                    total = tensor.detach().sum()
-                if not bool(torch.isfinite(total).all()):
+                    total = tensor.detach().sum().item()
+                if not cmath.isfinite(total):
                     bad.append((path, tensor))
         if bad:
             self._outputs_went_bad = True  # the first occurrence only; later ones follow from it
