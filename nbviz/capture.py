@@ -506,8 +506,8 @@ class _Capture:
         read is free. On accelerators it would synchronise per module, so they are not probed
         and their first NaN/Inf is found by the gradient check.
         """
-        if self._outputs_went_bad:  # later in the same pass: downstream of the first
-            return
+        if self._outputs_went_bad or isinstance(module, _SELECTS_ONLY):
+            return  # downstream of the first; or a module that cannot make a NaN/Inf itself
         bad = []
         for path, tensor in leaves:
             if tensor.device.type != "cpu" or tensor.is_sparse:
@@ -825,6 +825,27 @@ def _l2(t: torch.Tensor) -> torch.Tensor:
 
 
 _HALF: Final = (torch.float16, torch.bfloat16)
+
+# Modules whose outputs only select, mask or reshape their finite inputs: the forward probe skips
+# them (a NaN/Inf in their output was already in their input, where it was looked for).
+_SELECTS_ONLY: Final = (
+    nn.ReLU,
+    nn.ReLU6,
+    nn.LeakyReLU,
+    nn.Dropout,
+    nn.Dropout1d,
+    nn.Dropout2d,
+    nn.Dropout3d,
+    nn.MaxPool1d,
+    nn.MaxPool2d,
+    nn.MaxPool3d,
+    nn.AdaptiveMaxPool1d,
+    nn.AdaptiveMaxPool2d,
+    nn.AdaptiveMaxPool3d,
+    nn.Flatten,
+    nn.Unflatten,
+    nn.Identity,
+)
 
 
 def _take_snapshot(step: int, params: list[Param]) -> _Snapshot:
