@@ -88,9 +88,10 @@ def test_a_widget_follows_a_run_file_a_script_is_writing(
                 seen.append(step_count(page))
         assert seen[-1] == STEPS, seen
         assert len(seen) >= 3, f"the step count jumped straight to the end: {seen}"
-        assert script.wait(timeout=60) == 0
+        out, _ = script.communicate(timeout=60)
+        assert script.returncode == 0, out
     finally:
         hold.touch()
         if script.poll() is None:
             script.kill()
-        script.wait()
+        script.communicate()  # reaps it and closes its pipe

@@ -44,8 +44,8 @@ def test_quickstart_runs_and_stores_widget_state() -> None:
         for output in cell.outputs
     )  # fmt: skip
     assert "selected: features.conv2" in printed
-    # Four views, one bundle, each pointing at the shared model.
+    # Five views, each pointing at the shared model.
     views_of_state = [m for m in models.values() if m["state"].get("view")]
     assert sorted(m["state"]["view"] for m in views_of_state) == [
-        "histogram", "picker", "slider", "structure",
+        "flow", "histogram", "picker", "slider", "structure",
     ]  # fmt: skip
