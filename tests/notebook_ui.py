@@ -62,6 +62,8 @@ def append_and_start(page: Page, code: str) -> Locator:
 def append_and_run(page: Page, code: str) -> str:
     """Adds a code cell at the end, runs it, and returns the text of its output."""
     output = append_and_start(page, code).locator(".jp-OutputArea-output")
-    # The output's box can be attached a moment before its text is rendered into it.
+    # The output's box can be attached a moment before its text is rendered into it. Its text
+    # content, not innerText: JupyterLab stops rendering cells scrolled out of view, and a tall
+    # widget above pushes the new cell there (innerText of an unrendered element is "").
     expect(output.first).to_have_text(re.compile(r"\S"), timeout=CELL_TIMEOUT_MS)
-    return output.first.inner_text()
+    return output.first.text_content() or ""
