@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 import shutil
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
+from jupyter_server import Server, jupyter_server
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO / "test-artifacts"
@@ -51,6 +54,41 @@ def chromium() -> Iterator[object]:
         browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
+
+
+EMPTY_NOTEBOOK = "empty.ipynb"
+"""The one notebook in the `lab` fixture's root."""
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A JupyterLab per test module over a fresh root (`Server.root`) holding `EMPTY_NOTEBOOK`.
+
+    One notebook per server: the notebook helpers expect a single kernel on it.
+    """
+    root = tmp_path_factory.mktemp("lab-root")
+    notebook = {
+        "cells": [],
+        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3"}},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+    (root / EMPTY_NOTEBOOK).write_text(json.dumps(notebook))
+    with jupyter_server("lab", root, tmp_path_factory.mktemp("lab-scratch")) as running:
+        yield running
+
+
+@pytest.fixture
+def page(chromium: Any) -> Iterator[Any]:
+    """A fresh browser page; the test fails if the page threw an uncaught error from nbviz."""
+    context = chromium.new_context(viewport={"width": 1280, "height": 1100})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    yield page
+    context.close()
+    # JupyterLab's own errors (extension manager, kernel restarts) are not ours to judge.
+    assert not [e for e in errors if "nbviz" in e or "widget" in e.lower()], errors
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pathlib
 import shutil
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from jupyter_server import Server, jupyter_server
@@ -32,17 +31,6 @@ def server(
     shutil.copy(REPO / "notebooks" / "quickstart.ipynb", root / "quickstart.ipynb")
     with jupyter_server(app, root, tmp_path_factory.mktemp(f"{app}-scratch")) as running:
         yield app, running
-
-
-@pytest.fixture
-def page(chromium: Any) -> Iterator[Page]:
-    context = chromium.new_context(viewport={"width": 1280, "height": 1000})
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    yield page
-    context.close()
-    assert not [e for e in errors if "nbviz" in e or "widget" in e.lower()], errors
 
 
 def selected_rows(page: Page, view: str) -> list[str | None]:

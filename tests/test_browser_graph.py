@@ -3,13 +3,11 @@ in both directions with Python, the trace's warnings and the autograd tab."""
 
 from __future__ import annotations
 
-import json
 import pathlib
-from collections.abc import Iterator
-from typing import Any
 
 import pytest
-from jupyter_server import Server, jupyter_server
+from conftest import EMPTY_NOTEBOOK
+from jupyter_server import Server
 from notebook_ui import CELL_TIMEOUT_MS, append_and_run, append_and_start, open_notebook
 from playwright.sync_api import Page, expect
 
@@ -43,35 +41,10 @@ viz = nbviz.show(Net(), torch.randn(3, 4), record=False)
 viz"""
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    root = tmp_path_factory.mktemp("graph-root")
-    notebook = {
-        "cells": [],
-        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3"}},
-        "nbformat": 4,
-        "nbformat_minor": 5,
-    }
-    (root / "graph.ipynb").write_text(json.dumps(notebook))
-    with jupyter_server("lab", root, tmp_path_factory.mktemp("graph-scratch")) as running:
-        yield running
-
-
-@pytest.fixture
-def page(chromium: Any) -> Iterator[Page]:
-    context = chromium.new_context(viewport={"width": 1280, "height": 1100})
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    yield page
-    context.close()
-    assert not errors, errors
-
-
 def test_the_diagram_expands_folds_searches_and_selects(
-    server: Server, page: Page, artifacts: pathlib.Path
+    lab: Server, page: Page, artifacts: pathlib.Path
 ) -> None:
-    open_notebook(page, server.url, "lab", "graph.ipynb")
+    open_notebook(page, lab.url, "lab", EMPTY_NOTEBOOK)
     append_and_start(page, SETUP)
     view = page.locator(".nbviz-structure")
     box = view.locator(".nbviz-box")

@@ -7,15 +7,13 @@ slider, the graph overlay and the anomaly banner fed by the same pushes.
 
 from __future__ import annotations
 
-import json
 import pathlib
 import re
 import time
-from collections.abc import Iterator
-from typing import Any
 
 import pytest
-from jupyter_server import Server, jupyter_server
+from conftest import EMPTY_NOTEBOOK
+from jupyter_server import Server
 from notebook_ui import CELL_TIMEOUT_MS, append_and_run, append_and_start, open_notebook
 from playwright.sync_api import Page, expect
 
@@ -38,28 +36,6 @@ for step in range(40):
 print("trained")"""
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    root = tmp_path_factory.mktemp("live-root")
-    notebook = {
-        "cells": [],
-        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3"}},
-        "nbformat": 4,
-        "nbformat_minor": 5,
-    }
-    (root / "live.ipynb").write_text(json.dumps(notebook))
-    with jupyter_server("lab", root, tmp_path_factory.mktemp("live-scratch")) as running:
-        yield running
-
-
-@pytest.fixture
-def page(chromium: Any) -> Iterator[Page]:
-    context = chromium.new_context(viewport={"width": 1280, "height": 1000})
-    page = context.new_page()
-    yield page
-    context.close()
-
-
 def step_count(page: Page) -> int:
     text = page.locator(".nbviz-step-label").first.text_content() or ""
     match = re.search(r"of ([\d,]+)", text)
@@ -67,9 +43,9 @@ def step_count(page: Page) -> int:
 
 
 def test_steps_reach_the_browser_while_the_cell_trains(
-    server: Server, page: Page, artifacts: pathlib.Path
+    lab: Server, page: Page, artifacts: pathlib.Path
 ) -> None:
-    open_notebook(page, server.url, "lab", "live.ipynb")
+    open_notebook(page, lab.url, "lab", EMPTY_NOTEBOOK)
     append_and_start(page, SETUP)
     expect(page.locator(".nbviz-step-label").first).to_be_visible(timeout=CELL_TIMEOUT_MS)
     assert step_count(page) == 1
@@ -128,10 +104,10 @@ print("trained")"""
 
 
 def test_panels_slider_overlay_and_anomaly_follow_training(
-    server: Server, page: Page, artifacts: pathlib.Path
+    lab: Server, page: Page, artifacts: pathlib.Path
 ) -> None:
     # The same notebook (and kernel) as above: the helpers expect one kernel on the server.
-    open_notebook(page, server.url, "lab", "live.ipynb")
+    open_notebook(page, lab.url, "lab", EMPTY_NOTEBOOK)
     append_and_start(page, WIRED_SETUP)
     graph = page.locator(".nbviz-structure").first
     stats = page.locator(".nbviz-stats").first

@@ -3,18 +3,16 @@ and a widget over that file (`nbviz.show(path)`) follows its steps while the scr
 
 from __future__ import annotations
 
-import json
 import os
 import pathlib
 import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from typing import Any
 
 import pytest
-from jupyter_server import Server, jupyter_server
+from conftest import EMPTY_NOTEBOOK
+from jupyter_server import Server
 from notebook_ui import CELL_TIMEOUT_MS, append_and_start, open_notebook
 from playwright.sync_api import Page, expect
 
@@ -25,38 +23,14 @@ SCRIPT = REPO / "notebooks" / "train_script.py"
 STEPS = 400
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, pathlib.Path]]:
-    root = tmp_path_factory.mktemp("script-root")
-    notebook = {
-        "cells": [],
-        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3"}},
-        "nbformat": 4,
-        "nbformat_minor": 5,
-    }
-    (root / "follow.ipynb").write_text(json.dumps(notebook))
-    with jupyter_server("lab", root, tmp_path_factory.mktemp("script-scratch")) as running:
-        yield running, root
-
-
-@pytest.fixture
-def page(chromium: Any) -> Iterator[Page]:
-    context = chromium.new_context(viewport={"width": 1280, "height": 1000})
-    page = context.new_page()
-    yield page
-    context.close()
-
-
 def step_count(page: Page) -> int:
     text = page.locator(".nbviz-step-label").first.text_content() or ""
     match = re.search(r"of ([\d,]+)", text)
     return int(match.group(1).replace(",", "")) if match else -1
 
 
-def test_a_widget_follows_a_run_file_a_script_is_writing(
-    server: tuple[Server, pathlib.Path], page: Page
-) -> None:
-    running, root = server
+def test_a_widget_follows_a_run_file_a_script_is_writing(lab: Server, page: Page) -> None:
+    root = lab.root
     run = root / "runs" / "x.nbviz"
     hold = root / "go"  # the script waits here, half way, until the notebook has looked
     env = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -66,7 +40,7 @@ def test_a_widget_follows_a_run_file_a_script_is_writing(
         deadline = time.monotonic() + 120
         while not run.exists() and time.monotonic() < deadline:
             time.sleep(0.2)
-        open_notebook(page, running.url, "lab", "follow.ipynb")
+        open_notebook(page, lab.url, "lab", EMPTY_NOTEBOOK)
         append_and_start(page, "import nbviz\nviz = nbviz.show('runs/x.nbviz')\nviz")
         expect(page.locator(".nbviz-step-label").first).to_be_visible(timeout=CELL_TIMEOUT_MS)
         expect(page.locator(".nbviz-picker [data-layer='2']")).to_be_visible()
