@@ -35,6 +35,10 @@ SHAPES = {"fc1.weight": (16, 8), "fc1.bias": (16,), "fc2.weight": (4, 16), "fc2.
 class Truth:
     stats: dict[SeriesKey, dict[int, NDArray[np.float64]]] = field(default_factory=dict)
     hists: dict[SeriesKey, dict[int, Histogram]] = field(default_factory=dict)
+    wall_times: dict[int, float] = field(default_factory=dict)
+
+
+START_TIME = 1.7e9  # steps end 1.5 s apart from here, so exported times can be checked
 
 
 def stats_of(x: NDArray[np.float64], dead: float = math.nan) -> NDArray[np.float64]:
@@ -98,7 +102,8 @@ def write_synthetic_run(path: Path | None, seed: int = 0) -> tuple[RunWriter, Tr
             if h is not None:
                 truth.hists.setdefault(key, {})[step] = h
         writer.add(records)
-        writer.end_step(StepRecord(step))
+        truth.wall_times[step] = START_TIME + 1.5 * step
+        writer.end_step(StepRecord(step, wall_time=truth.wall_times[step]))
     if path is not None:
         writer.close()
     else:

@@ -77,6 +77,8 @@ def check_scalars_and_histograms(run: Run, truth: Truth, acc: object) -> None:
         for field in ("mean", "l2", "max"):
             events = acc.Scalars(f"{tag(key)}/{field}")  # type: ignore[attr-defined]
             assert [e.step for e in events] == sorted(by_step)
+            np.testing.assert_allclose([e.wall_time for e in events],
+                                       [truth.wall_times[s] for s in sorted(by_step)])  # fmt: skip
             np.testing.assert_allclose(
                 [e.value for e in events], [by_step[s][FIELD[field]] for s in sorted(by_step)],
                 rtol=1e-6,
@@ -84,6 +86,9 @@ def check_scalars_and_histograms(run: Run, truth: Truth, acc: object) -> None:
     for key, hists in truth.hists.items():
         events = acc.Histograms(tag(key))  # type: ignore[attr-defined]
         assert [e.step for e in events] == sorted(hists)
+        assert [e.wall_time for e in events] == pytest.approx(
+            [truth.wall_times[s] for s in sorted(hists)]
+        )
         for event in events:
             h = hists[event.step]
             value = event.histogram_value

@@ -52,24 +52,35 @@ def write_tensorboard(run: Run, logdir: str | os.PathLike[str], *, progress: boo
         raise ImportError("Run.to_tensorboard needs tensorboard: pip install tensorboard") from e
     out = Path(logdir)
     keys = ordered(run, run.series(mode=None))
+    # Each event carries its step's recorded end time, not the time of the export.
+    wall_times = {(r.mode, r.step): r.wall_time for r in run.step_rows()}
     writer: Any = tb.SummaryWriter(log_dir=str(out))
     try:
         for key in progress_bar(keys, "TensorBoard", enabled=progress):
             stats = run.stats(key.layer, key.kind, key.tensor, call=key.call, mode=key.mode)
             name = tag(key)
+            walls = [wall_times.get((key.mode, s)) for s in stats.step_lo.tolist()]
             for field in SCALAR_FIELDS:
                 values = stats.values[field]
-                for step, value in zip(stats.step_lo.tolist(), values.tolist(), strict=True):
+                for step, wall, value in zip(stats.step_lo.tolist(), walls, values.tolist(),
+                                             strict=True):  # fmt: skip
                     if not np.isnan(value):
-                        writer.add_scalar(f"{name}/{field}", value, step)
+                        writer.add_scalar(f"{name}/{field}", value, step, walltime=wall)
             hists = run.histograms(key.layer, key.kind, key.tensor, call=key.call, mode=key.mode)
-            _write_histograms(writer, name, hists)
+            _write_histograms(
+                writer,
+                name,
+                hists,
+                {s: wall_times.get((key.mode, s)) for s in hists.steps.tolist()},
+            )
     finally:
         writer.close()
     return out
 
 
-def _write_histograms(writer: Any, name: str, hists: HistSeries) -> None:
+def _write_histograms(
+    writer: Any, name: str, hists: HistSeries, wall_times: dict[int, float | None]
+) -> None:
     for i in range(len(hists)):
         buckets = tensorboard_buckets(hists.counts[i], float(hists.lo[i]), float(hists.width[i]))
         if buckets is None:
@@ -89,4 +100,5 @@ def _write_histograms(writer: Any, name: str, hists: HistSeries) -> None:
             bucket_limits=limits,
             bucket_counts=counts,
             global_step=int(hists.steps[i]),
+            walltime=wall_times[int(hists.steps[i])],
         )
