@@ -46,7 +46,12 @@ def test_wheel_builds_bundle_and_imports_in_clean_venv(tmp_path: pathlib.Path) -
     )  # fmt: skip
     (wheel,) = (tmp_path / "dist").glob("nbviz-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    bundles = {"nbviz/static/widget.js", "nbviz/static/structure.js", "nbviz/static/style.css"}
+    bundles = {
+        "nbviz/static/widget.js",
+        "nbviz/static/structure.js",
+        "nbviz/static/standalone.js",
+        "nbviz/static/style.css",
+    }
     assert {*bundles, "nbviz/_protocol.py"} <= names
     assert not [n for n in names if "node_modules" in n or n.endswith(".ts") or "tests/" in n]
 

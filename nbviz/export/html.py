@@ -62,6 +62,20 @@ class HtmlReport:
     """Layers whose histograms the budget left out (their statistics are in the file)."""
     budget: int | None
 
+    def describe(self) -> str:
+        """For the user: the path, the size, and what the budget left out."""
+        text = (
+            f"wrote {self.path} ({_mb(self.size)}, of which histograms {_mb(self.histogram_bytes)})"
+        )
+        if self.dropped:
+            text += (
+                f"\n  to fit the budget of {_mb(self.budget or 0)}, left out the histograms of"
+                f" {len(self.dropped)} layers: {_names(self.dropped, _MAX_LISTED)}"
+            )
+        if self.budget is not None and self.size > self.budget:
+            text += "\n  still over the budget: the code and the statistics alone take that much"
+        return text
+
 
 def write_html(
     source: Viz | Run,
@@ -69,9 +83,10 @@ def write_html(
     *,
     graph: Graph | None = None,
     budget: int | None = None,
+    selected: str | None = None,
 ) -> Path:
     """Write the standalone HTML report of `source` to `path`; see `export_html`."""
-    return export_html(source, path, graph=graph, budget=budget).path
+    return export_html(source, path, graph=graph, budget=budget, selected=selected).path
 
 
 def export_html(
@@ -80,15 +95,17 @@ def export_html(
     *,
     graph: Graph | None = None,
     budget: int | None = None,
+    selected: str | None = None,
 ) -> HtmlReport:
     """Write one self-contained HTML file that shows `source` offline, from `file://`.
 
     `source` is what `nbviz.show` returned (its state as shown now, and its recorded run) or a
-    `Run` (shown as `nbviz.show(run)` would; `graph`, from `nbviz.trace`, adds the dataflow
-    diagram). The page has the layer picker, structure view, statistics, step slider and gradient
-    flow, working from the data in the file. `budget` caps the file's bytes by leaving out
-    histograms (never statistics; rule in the module docstring); the code and the statistics are
-    always written, so a budget below them gives a file over it with no histograms.
+    `Run` (shown as `nbviz.show(run, selected=selected)` would; `graph`, from `nbviz.trace`,
+    adds the dataflow diagram). The page has the layer picker, structure view, statistics, step
+    slider and gradient flow, working from the data in the file. `budget` caps the file's bytes
+    by leaving out histograms (never statistics; rule in the module docstring); the code and the
+    statistics are always written, so a budget below them gives a file over it, without
+    histograms. `selected` preselects a layer of a Run's report.
     """
     out = _check_path(path)
     if budget is not None and (
@@ -96,23 +113,18 @@ def export_html(
     ):
         raise ValueError(f"budget must be a positive number of bytes, not {budget!r}")
     code, style = _read_static()
-    with _Source(source, graph) as src:
+    with _Source(source, graph, selected) as src:
         state = src.values()
         replies = src.replies()
         title = src.title()
     notes = ["A static report: exact histograms and the autograd graph need a running kernel."]
-    base = _page(title, notes, state, [r.data for r in replies.fixed], code, style)
+    # The page without histograms, its note naming every layer: the most the rest can take.
+    every = [r.layer for r in replies.histograms]
+    base = _page(title, [*notes, _dropped_note(every, budget)], state, replies.fixed, code, style)
     chosen, dropped = _fit(replies, len(base.encode()), budget)
     if dropped:
-        listed = ", ".join(repr(name) for name in dropped[:_MAX_LISTED])
-        more = f" and {len(dropped) - _MAX_LISTED} more" if len(dropped) > _MAX_LISTED else ""
-        notes.append(
-            f"Histograms of {len(dropped)} layers were left out to fit a budget of {budget:,}"
-            f" bytes (their statistics are here): {listed}{more}."
-        )
-    page = _page(
-        title, notes, state, [r.data for r in (*replies.fixed, *chosen)], code, style
-    ).encode()
+        notes.append(_dropped_note(dropped, budget))
+    page = _page(title, notes, state, [*replies.fixed, *chosen], code, style).encode()
     out.write_bytes(page)
     return HtmlReport(
         path=out,
@@ -169,30 +181,37 @@ class _Source:
     """The state and the run of what is exported, with a feed of the run that answers requests
     as the notebook's does; restores a `Viz`'s own feed on exit."""
 
-    def __init__(self, source: Viz | Run, graph: Graph | None) -> None:
+    def __init__(self, source: Viz | Run, graph: Graph | None, selected: str | None) -> None:
         from ..viz import Viz  # viz imports the widgets stack; this module is imported by run
 
         self._viz: Viz | None = None
         self._own_state = False
         self._own_run = False
         self._name = "run"
-        if isinstance(source, Viz):
+        if isinstance(source, Run):
+            run: Run = source  # Viz derives from an untyped class: mypy would see both
+            self.run: Run | None = run
+            self.state = VizState(run_hierarchy(run.layers))
+            self._own_state = True
+            try:
+                self.state.selected = selected  # an unknown name raises, with the closest names
+            except ValueError:
+                self.state.close()
+                raise
             if graph is not None:
-                raise TypeError("a Viz shows its own graph: pass graph= only with a Run")
+                self.state.graph = graph.to_wire()
+            if run.path is not None:
+                self._name = run.path.name
+        elif isinstance(source, Viz):
+            if graph is not None or selected is not None:
+                raise TypeError("a Viz is written as shown: graph= and selected= go with a Run")
             self._viz = source
             self.state = source.state
             self.run = self._viz_reader(source)
-        elif isinstance(source, Run):
-            self.run = source
-            self.state = VizState(run_hierarchy(source.layers))
-            self._own_state = True
-            if graph is not None:
-                self.state.graph = graph.to_wire()
-            if source.path is not None:
-                self._name = source.path.name
         else:
             raise TypeError(
-                f"an HTML report is made from a Viz (nbviz.show) or a Run, not {type(source).__name__}"
+                "an HTML report is made from a Viz (nbviz.show) or a Run,"
+                f" not {type(source).__name__}"
             )
         self.feed = None if self.run is None else LiveFeed(self.state, self.run, bytes_per_s=None)
 
@@ -243,7 +262,7 @@ class _Source:
         hists: list[_Reply] = []
         if self.feed is not None:
             # Every statistic and no histogram: those come per layer, within the budget.
-            self.feed.snapshot_budget = len(self.run.stat_rows(None)[1]) * STAT_ROW_BYTES
+            self.feed.snapshot_budget = len(self.feed.run.stat_rows(None)[1]) * STAT_ROW_BYTES
             snapshot = self._answer({"type": "run_snapshot"}, "")
             fixed.append(snapshot)
             content = snapshot.data["reply"]["content"]["result"]
@@ -277,7 +296,10 @@ class _Source:
             if not required:
                 return None
             raise RuntimeError(f"the run could not be read for the report: {reply['error']}")
-        data = {"request": request, "reply": {"content": reply, "buffers": [_b64(b) for b in buffers]}}
+        data = {
+            "request": request,
+            "reply": {"content": reply, "buffers": [_b64(b) for b in buffers]},
+        }
         return _Reply(data, layer, anomalous, len(_json(data).encode()) + 1)  # + a comma
 
 
@@ -302,6 +324,23 @@ def _fit(replies: _Replies, base: int, budget: int | None) -> tuple[list[_Reply]
     return chosen, dropped
 
 
+def _dropped_note(layers: Sequence[str], budget: int | None) -> str:
+    return (
+        f"Histograms of {len(layers)} layers were left out to fit a budget of {budget or 0:,}"
+        f" bytes (their statistics are here): {_names(layers)}."
+    )
+
+
+def _names(layers: Sequence[str], limit: int | None = None) -> str:
+    shown = [name or "(root)" for name in layers[:limit]]
+    more = len(layers) - len(shown)
+    return ", ".join(shown) + (f" and {more} more" if more else "")
+
+
+def _mb(size: int) -> str:
+    return f"{size / 1e6:.2f} MB"
+
+
 def _b64(data: bytes | memoryview) -> str:
     return base64.b64encode(data).decode("ascii")
 
@@ -317,7 +356,7 @@ def _page(
     title: str,
     notes: list[str],
     state: dict[str, Any],
-    replies: list[dict[str, Any]],
+    replies: Sequence[_Reply],
     code: str,
     style: str,
 ) -> str:
@@ -325,7 +364,7 @@ def _page(
         {"format": REPORT_FORMAT, "title": title, "notes": notes, "state": state, "replies": []}
     )
     # The replies go in last, one by one: their sizes add up to what `_fit` counted.
-    data = data[: -len("[]}")] + "[" + ",".join(_json(r) for r in replies) + "]}"
+    data = data[: -len("[]}")] + "[" + ",".join(_json(r.data) for r in replies) + "]}"
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
