@@ -18,6 +18,7 @@ viz = nbviz.show(torch.nn.Sequential(torch.nn.Linear(3, 2)), selected="0")
 static = pathlib.Path(nbviz.__file__).parent / "static"
 assert (static / "widget.js").stat().st_size > 1000
 assert (static / "structure.js").stat().st_size > 100_000  # with the layout worker
+assert (static / "standalone.js").stat().st_size > 100_000  # the HTML report's, likewise
 print("ok", viz.selected, nbviz.__file__)
 """
 
