@@ -68,7 +68,9 @@ def embedded(path: pathlib.Path) -> dict[str, Any]:
 def decode(reply: dict[str, Any], ref: dict[str, Any]) -> np.ndarray[Any, Any]:
     """An array of a reply, by its `{buffer, dtype, shape}` reference (independently of nbviz)."""
     raw = base64.b64decode(reply["buffers"][ref["buffer"]])
-    return np.frombuffer(raw, dtype=np.dtype(ref["dtype"]).newbyteorder("<")).reshape(ref["shape"])
+    flat: np.ndarray[Any, Any] = np.frombuffer(raw, dtype=np.dtype(ref["dtype"]).newbyteorder("<"))
+    shaped: np.ndarray[Any, Any] = flat.reshape(ref["shape"])
+    return shaped
 
 
 def results(data: dict[str, Any], kind: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
@@ -247,9 +249,12 @@ def test_viz_report_leaves_the_live_widget_following_its_run(tmp_path: pathlib.P
     model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 1))
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     viz = nbviz.show(model, torch.randn(2, 4), optimizer=opt, every=1, histograms_every=1)
+    feed, recorder = viz.feed, viz.recorder
+    assert feed is not None
+    assert recorder is not None
     try:
-        viz.feed.stop()  # pushes by hand: deterministic
-        viz.feed.push()
+        feed.stop()  # pushes by hand: deterministic
+        feed.push()
 
         def train(n: int) -> None:
             for _ in range(n):
@@ -266,12 +271,12 @@ def test_viz_report_leaves_the_live_widget_following_its_run(tmp_path: pathlib.P
         assert data["state"]["values"]["graph"]["nodes"]  # the traced example
         assert data["state"]["values"]["tensors"]  # the parameters' own histograms
         # The widget's own feed still sends what it has not sent, and then what is new.
-        sent = viz.feed.push()
+        sent = feed.push()
         assert sent is not None
         assert [s["step"] for s in sent[0]["steps"]] == [0, 1, 2]
         train(1)
-        viz.recorder.flush()
-        sent = viz.feed.push()
+        recorder.flush()
+        sent = feed.push()
         assert sent is not None
         assert [s["step"] for s in sent[0]["steps"]] == [3]
         with pytest.raises(TypeError, match="written as shown"):

@@ -222,10 +222,12 @@ class _Source:
         shown = viz.feed.run
         if shown.path is not None:
             self._name = shown.path.name
-        if viz.recorder is not None and viz.recorder.writer is not None:
-            viz.recorder.flush()  # what was recorded up to now, also what the browser lacks
+        writer = None if viz.recorder is None else viz.recorder.writer
+        if writer is not None:
+            if not writer.closed:
+                writer.flush()  # what was recorded up to now, also what the browser lacks yet
             self._own_run = True
-            return viz.recorder.writer.open_run()
+            return writer.open_run()
         if shown.path is not None:
             self._own_run = True
             return Run.open(shown.path)
@@ -263,12 +265,13 @@ class _Source:
         if self.feed is not None:
             # Every statistic and no histogram: those come per layer, within the budget.
             self.feed.snapshot_budget = len(self.feed.run.stat_rows(None)[1]) * STAT_ROW_BYTES
-            snapshot = self._answer({"type": "run_snapshot"}, "")
+            snapshot = self._answer({"type": "run_snapshot"})
             fixed.append(snapshot)
             content = snapshot.data["reply"]["content"]["result"]
             hists = self._histograms(content["series"], content["anomalies"])
         if self._viz is not None and self.state.graph is not None:
-            autograd = self._answer({"type": "autograd_graph"}, "", required=False)
+            # Drawn now if it can be (Graphviz installed): the tab shows the kernel's reason if not.
+            autograd = self._try({"type": "autograd_graph"})
             if autograd is not None:
                 fixed.append(autograd)
         return _Replies(fixed, hists)
@@ -279,7 +282,8 @@ class _Source:
         by_layer: dict[str, list[int]] = {}
         for s in series:
             by_layer.setdefault(s["layer"], []).append(s["id"])
-        bad = {series[a["series"]]["layer"] for a in anomalies}
+        layer_of = {s["id"]: s["layer"] for s in series}
+        bad = {layer_of[a["series"]] for a in anomalies}
         found = []
         for layer, ids in by_layer.items():
             reply = self._answer({"type": "run_histograms", "series": ids}, layer, layer in bad)
@@ -287,15 +291,20 @@ class _Source:
                 found.append(reply)
         return found
 
-    def _answer(
-        self, request: dict[str, Any], layer: str, anomalous: bool = False, required: bool = True
-    ) -> Any:
-        """The kernel's reply to `request` (its id is the page's to fill in)."""
+    def _answer(self, request: dict[str, Any], layer: str = "", anomalous: bool = False) -> _Reply:
+        reply = self._try(request, layer, anomalous)
+        if reply is None:
+            error = self.state.handle_request({**request, "id": ""})[0]["error"]
+            raise RuntimeError(f"the run could not be read for the report: {error}")
+        return reply
+
+    def _try(
+        self, request: dict[str, Any], layer: str = "", anomalous: bool = False
+    ) -> _Reply | None:
+        """The kernel's reply to `request` (its id is the page's to fill in); None if it failed."""
         reply, buffers = self.state.handle_request({**request, "id": ""})
         if not reply["ok"]:
-            if not required:
-                return None
-            raise RuntimeError(f"the run could not be read for the report: {reply['error']}")
+            return None
         data = {
             "request": request,
             "reply": {"content": reply, "buffers": [_b64(b) for b in buffers]},
