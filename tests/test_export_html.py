@@ -10,6 +10,7 @@ import math
 import os
 import pathlib
 import re
+import shutil
 import subprocess
 import sys
 from collections import OrderedDict
@@ -270,6 +271,10 @@ def test_viz_report_leaves_the_live_widget_following_its_run(tmp_path: pathlib.P
         assert [s["step"] for s in snapshot["steps"]] == [0, 1, 2]
         assert data["state"]["values"]["graph"]["nodes"]  # the traced example
         assert data["state"]["values"]["tensors"]  # the parameters' own histograms
+        # The autograd drawing, made at export time where Graphviz can draw it.
+        autograd = [result["svg"] for result, _ in results(data, "autograd_graph")]
+        assert len(autograd) == (1 if shutil.which("dot") else 0)
+        assert all("<svg" in svg for svg in autograd)
         # The widget's own feed still sends what it has not sent, and then what is new.
         sent = feed.push()
         assert sent is not None
@@ -399,5 +404,42 @@ def test_hostile_name_is_shown_as_text(
     expect(page.locator(".nbviz-picker")).to_contain_text(HOSTILE, timeout=20_000)
     expect(page.locator(".nbviz-stats .nbviz-hp-title .nbviz-name")).to_have_text(HOSTILE)
     assert page.locator("img").count() == 0
+    assert attempted == []
+    assert errors == []
+
+
+@pytest.mark.browser
+def test_viz_report_shows_parameters_and_autograd_and_says_what_needs_a_kernel(
+    tmp_path: pathlib.Path, offline_page: tuple[Any, list[str], list[str]]
+) -> None:
+    from playwright.sync_api import expect
+
+    torch.manual_seed(0)
+    big = torch.nn.Linear(300, 300)  # 90,000 weights: histogrammed from a sample
+    model = torch.nn.Sequential(big, torch.nn.ReLU(), torch.nn.Linear(300, 2))
+    viz = nbviz.show(model, torch.randn(2, 300), record=False, selected="0")
+    try:
+        report = write_html(viz, tmp_path / "viz.html")
+    finally:
+        viz.close()
+    page, attempted, errors = offline_page
+    page.goto(report.as_uri())
+    # No run: the selected layer's parameters as they were, sampled over 65,536 elements.
+    card = page.locator(".nbviz-hist-card[data-tensor='0.weight']")
+    expect(card).to_be_visible(timeout=20_000)
+    expect(card.locator("td[data-stat='max']")).not_to_be_empty()
+    top = big.weight.detach().max().item()
+    assert number(card.locator("td[data-stat='max']").text_content()) == pytest.approx(
+        top, rel=1e-3
+    )
+    card.locator("button.nbviz-exact").click()
+    expect(card.locator(".nbviz-error")).to_contain_text("need a running kernel")
+    view = page.locator(".nbviz-structure")
+    if shutil.which("dot"):  # drawn at export time
+        view.locator(".nbviz-tab", has_text="Autograd").click()
+        expect(view.locator("img.nbviz-autograd-img")).to_be_visible(timeout=20_000)
+        page.wait_for_function(
+            "() => document.querySelector('img.nbviz-autograd-img')?.naturalWidth > 0"
+        )
     assert attempted == []
     assert errors == []
