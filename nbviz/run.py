@@ -363,13 +363,14 @@ class Run:
         tensor of the kind. SVG output is deterministic: the same run gives the same bytes.
         Uses the current matplotlib rcParams, never pyplot.
 
-        The report takes `graph` (from `nbviz.trace`, for the dataflow diagram) and `budget`
-        (bytes of the file, histograms dropped to fit); the figure options do not apply to it.
+        The report takes `graph` (from `nbviz.trace`, for the dataflow diagram), `budget`
+        (bytes of the file, histograms dropped to fit) and `layer` (selected when it opens); the
+        other options are the figures'.
         """
         if Path(path).suffix.lower() in (".html", ".htm"):
             from .export.html import write_html
 
-            return write_html(self, path, graph=graph, budget=budget)
+            return write_html(self, path, graph=graph, budget=budget, selected=layer)
         if graph is not None or budget is not None:
             raise TypeError("graph= and budget= are options of the HTML report (a .html path)")
         from .export import export

@@ -215,7 +215,8 @@ def test_bad_arguments_say_what_is_wrong(tmp_path: pathlib.Path) -> None:
             run.export(tmp_path / "x.png", budget=10)
         with pytest.raises(TypeError, match="from a Viz"):
             export_html("run.nbviz", tmp_path / "x.html")  # type: ignore[arg-type]
-        assert run.export(tmp_path / "y.html") == tmp_path / "y.html"
+        assert run.export(tmp_path / "y.html", layer="a") == tmp_path / "y.html"
+    assert embedded(tmp_path / "y.html")["state"]["values"]["selected"] == "a"
     assert not (tmp_path / "x.html").exists()
 
 
@@ -237,8 +238,10 @@ def test_cli_prints_the_size_and_what_the_budget_dropped(tmp_path: pathlib.Path)
         rf"wrote {re.escape(str(out))} \({size / 1e6:.2f} MB, of which histograms 0\.0\d MB\)\n",
         done.stdout,
     ), done.stdout
-    done = cli(tmp_path / "run.nbviz", "--out", out, "--budget", str(size - 10))
+    assert embedded(out)["state"]["values"]["selected"] is None
+    done = cli(tmp_path / "run.nbviz", "--out", out, "--budget", str(size - 10), "--layer", "b")
     assert done.returncode == 0, done.stderr
+    assert embedded(out)["state"]["values"]["selected"] == "b"
     assert done.stdout.splitlines()[1].endswith("left out the histograms of 1 layers: b")
     bad = cli(tmp_path / "run.nbviz", "--out", tmp_path / "r.png", "--budget", "100")
     assert bad.returncode == 2

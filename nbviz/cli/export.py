@@ -41,7 +41,10 @@ def add_parser(commands: Subparsers) -> None:
     p.add_argument(
         "--view", choices=list(VIEWS), default="summary", help="which figure (default: summary)"
     )
-    p.add_argument("--layer", help="qualified module name (default: the first recorded)")
+    p.add_argument(
+        "--layer",
+        help="qualified module name (default: the first recorded); selected in an HTML report",
+    )
     p.add_argument("--kind", choices=KINDS, default="weight", help="default: weight")
     p.add_argument("--step", type=int, help="default: the last step")
     p.add_argument("--tensor", help="one tensor of the layer, e.g. weight (default: all)")
@@ -90,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
             r.to_pandas().to_csv(args.out, index=False)
             written = args.out
         elif args.out.suffix.lower() == ".html":
-            report = export_html(r, args.out, budget=args.budget)
+            report = export_html(r, args.out, budget=args.budget, selected=args.layer)
             print(report.describe())
             return 0
         else:
