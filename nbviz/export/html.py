@@ -117,7 +117,9 @@ def export_html(
         state = src.values()
         replies = src.replies()
         title = src.title()
-    notes = ["A static report: exact histograms and the autograd graph need a running kernel."]
+    drawn = any(r.data["request"]["type"] == "autograd_graph" for r in replies.fixed)
+    needs = "exact histograms need" if drawn else "exact histograms and the autograd graph need"
+    notes = [f"A static report: {needs} a running kernel."]
     # The page without histograms, its note naming every layer: the most the rest can take.
     every = [r.layer for r in replies.histograms]
     base = _page(title, [*notes, _dropped_note(every, budget)], state, replies.fixed, code, style)
@@ -380,7 +382,7 @@ def _page(
         f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{html.escape(title)}</title>\n<style>{style}</style></head>\n"
-        '<body class="nbviz-report"><div id="nbviz-root">'
+        '<body><div id="nbviz-root" class="nbviz nbviz-report">'
         "<noscript>This nbviz report needs JavaScript.</noscript></div>\n"
         f'<script type="application/json" id="nbviz-report">{data}</script>\n'
         f'<script type="module">{code}</script>\n'
