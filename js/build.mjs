@@ -1,7 +1,8 @@
-// Bundles the front end into the Python package: two ES modules and one stylesheet. anywidget
+// Bundles the front end into the Python package: three ES modules and one stylesheet. anywidget
 // loads one ESM file per view, so the structure view, whose diagram needs the layout worker
 // (js/src/graph/layout.worker.ts with elkjs, ~1.5 MB), has a bundle of its own (structure.js);
-// the other views load the small widget.js. The worker is bundled first, in memory, and its
+// the other views load the small widget.js. standalone.js, for the offline HTML report, carries
+// both views' render functions (ELK once). The worker is bundled first, in memory, and its
 // text replaces js/src/graph/worker-source.ts: it is started from a Blob URL of that text.
 
 import path from "node:path";
@@ -39,6 +40,9 @@ const options = {
   entryPoints: {
     widget: "js/src/widget.ts",
     structure: "js/src/structure.ts",
+    // The offline HTML report: both view bundles' render functions in one module, so ELK is in
+    // the page once (nbviz/export/html.py inlines it).
+    standalone: "js/src/standalone.ts",
     style: "js/src/style.css",
   },
   outdir: "nbviz/static",

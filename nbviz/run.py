@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -28,6 +28,9 @@ from ._protocol import HIST_BINS
 from ._runfile import MEMORY_LABEL, check_header, check_meta
 from .records import PHASES, RECORD_FIELDS, Anomaly, LayerMeta, SeriesKey, StepRecord
 from .store import fill_bounds
+
+if TYPE_CHECKING:
+    from .dataflow import Graph
 
 # Anomalies within a step are listed in the order the phases happen.
 _PHASE_ORDER = (
@@ -346,8 +349,11 @@ class Run:
         call: int = 0,
         mode: str = "train",
         dpi: float | None = None,
+        graph: Graph | None = None,
+        budget: int | None = None,
     ) -> Path:
-        """Write a static figure of the run to `path`: PNG, SVG or PDF by its extension.
+        """Write a static figure of the run to `path`: PNG, SVG or PDF by its extension; or, for
+        ".html", the standalone report (`nbviz.export.html`: the widget's views, offline).
 
         view: "histogram" (the layer's tensors of `kind` at `step`), "distribution" (percentile
         bands and a ridgeline of histograms over steps), "gradient_flow" (every parameter's
@@ -356,7 +362,17 @@ class Run:
         layer=None picks the first recorded layer, step=None the last step, tensor=None every
         tensor of the kind. SVG output is deterministic: the same run gives the same bytes.
         Uses the current matplotlib rcParams, never pyplot.
+
+        The report takes `graph` (from `nbviz.trace`, for the dataflow diagram), `budget`
+        (bytes of the file, histograms dropped to fit) and `layer` (selected when it opens); the
+        other options are the figures'.
         """
+        if Path(path).suffix.lower() in (".html", ".htm"):
+            from .export.html import write_html
+
+            return write_html(self, path, graph=graph, budget=budget, selected=layer)
+        if graph is not None or budget is not None:
+            raise TypeError("graph= and budget= are options of the HTML report (a .html path)")
         from .export import export
 
         return export(

@@ -33,7 +33,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    for name in ("widget.js", "structure.js"):
+    for name in ("widget.js", "structure.js", "standalone.js"):
         bundle = REPO / "nbviz" / "static" / name
         if not bundle.is_file():
             raise pytest.UsageError(f"{bundle} is missing: run `npm run build` (./dev test does)")

@@ -46,7 +46,13 @@ def test_demo_finds_the_broken_layer_and_writes_figures(tmp_path: pathlib.Path) 
     assert done.returncode == 0, done.stderr
     names = ["demo.nbviz", "structure.txt", "summary.png", "histogram.png", "distribution.png",
              "gradient_flow.png", "heatmap.png"]  # fmt: skip
-    assert done.stdout.splitlines() == [f"wrote {tmp_path / name}" for name in names]
+    *figures, report = done.stdout.splitlines()
+    assert figures == [f"wrote {tmp_path / name}" for name in names]
+    size = (tmp_path / "report.html").stat().st_size
+    assert report.startswith(f"wrote {tmp_path / 'report.html'} ({size / 1e6:.2f} MB, ")
+    page = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert '"selected":"head.fc1"' in page  # opens on the broken layer
+    assert '"graph":{"version":1,"nodes":[{' in page  # with the traced dataflow graph
     assert done.stderr == ""  # not a terminal: no progress bars
     for name in names[2:]:
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -168,7 +174,7 @@ def test_bad_requests_name_what_would_work(
     )
     done = nbviz_cli("export", run_file, "--out", tmp_path / "x.jpg")
     assert (done.returncode, done.stdout) == (2, "")
-    assert done.stderr.endswith("the extension must be one of .png, .svg, .pdf, .csv\n")
+    assert done.stderr.endswith("the extension must be one of .png, .svg, .pdf, .csv, .html\n")
     exit_1 = {
         ("--layer", "fc3"): "no layer 'fc3' was recorded in",
         ("--layer", "fc"): "did you mean 'fc2', 'fc1'",
@@ -182,7 +188,7 @@ def test_bad_requests_name_what_would_work(
         assert (code, stdout) == (1, ""), args
         assert message in err
     exit_2: dict[tuple[str | pathlib.Path, ...], str] = {
-        ("--out", tmp_path / "x.jpg"): "the extension must be one of .png, .svg, .pdf, .csv",
+        ("--out", tmp_path / "x.jpg"): "the extension must be one of .png, .svg, .pdf, .csv, .html",
         ("--out", out, "--view", "pie"): "argument --view: invalid choice: 'pie'",
         ("--out", out, "--step", "last"): "argument --step: invalid int value: 'last'",
         ("--out", out, "--dpi", "0"): "--dpi must be positive",

@@ -18,6 +18,7 @@ viz = nbviz.show(torch.nn.Sequential(torch.nn.Linear(3, 2)), selected="0")
 static = pathlib.Path(nbviz.__file__).parent / "static"
 assert (static / "widget.js").stat().st_size > 1000
 assert (static / "structure.js").stat().st_size > 100_000  # with the layout worker
+assert (static / "standalone.js").stat().st_size > 100_000  # the HTML report's, likewise
 print("ok", viz.selected, nbviz.__file__)
 """
 
@@ -46,7 +47,12 @@ def test_wheel_builds_bundle_and_imports_in_clean_venv(tmp_path: pathlib.Path) -
     )  # fmt: skip
     (wheel,) = (tmp_path / "dist").glob("nbviz-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    bundles = {"nbviz/static/widget.js", "nbviz/static/structure.js", "nbviz/static/style.css"}
+    bundles = {
+        "nbviz/static/widget.js",
+        "nbviz/static/structure.js",
+        "nbviz/static/standalone.js",
+        "nbviz/static/style.css",
+    }
     assert {*bundles, "nbviz/_protocol.py"} <= names
     assert not [n for n in names if "node_modules" in n or n.endswith(".ts") or "tests/" in n]
 

@@ -1,7 +1,8 @@
 """`nbviz demo`: train the built-in model, one layer broken on purpose, and show what nbviz sees.
 
-Writes into the output folder the run (`demo.nbviz`), the module hierarchy (`structure.txt`) and
-figures of the broken layer and of the whole model, and prints each path it wrote.
+Writes into the output folder the run (`demo.nbviz`), the module hierarchy (`structure.txt`),
+figures of the broken layer and of the whole model, and the offline HTML report (`report.html`,
+with the model's dataflow graph), and prints each path it wrote.
 """
 
 from __future__ import annotations
@@ -10,7 +11,11 @@ import argparse
 import pathlib
 from typing import TYPE_CHECKING
 
-from ..demo import BROKEN_LAYER, demo_model, demo_optimizer, train_demo
+import torch
+
+from ..dataflow import trace
+from ..demo import BROKEN_LAYER, demo_batch, demo_model, demo_optimizer, train_demo
+from ..export.html import HtmlReport, export_html
 from ..hierarchy import module_hierarchy
 from ..recorder import watch
 from ..run import Run
@@ -52,13 +57,14 @@ def check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    for path in demo(args.out, args.steps, dpi=args.dpi):
-        print(f"wrote {path}")
+    for written in demo(args.out, args.steps, dpi=args.dpi):
+        print(written.describe() if isinstance(written, HtmlReport) else f"wrote {written}")
     return 0
 
 
-def demo(out: pathlib.Path, steps: int, *, dpi: float = 110) -> list[pathlib.Path]:
-    """Train and record the demo model for `steps` steps; write the run and figures to `out`."""
+def demo(out: pathlib.Path, steps: int, *, dpi: float = 110) -> list[pathlib.Path | HtmlReport]:
+    """Train and record the demo model for `steps` steps; write the run, figures and the HTML
+    report to `out`."""
     out.mkdir(parents=True, exist_ok=True)
     run_file = out / "demo.nbviz"
     for stale in (run_file, out / "demo.nbviz-wal", out / "demo.nbviz-shm"):
@@ -73,13 +79,17 @@ def demo(out: pathlib.Path, steps: int, *, dpi: float = 110) -> list[pathlib.Pat
         train_demo(model, steps, optimizer=optimizer, on_step=lambda _, loss: _advance(bar, loss))
     structure = out / "structure.txt"
     structure.write_text(module_hierarchy(model).to_text() + "\n", encoding="utf-8")
-    written = [run_file, structure]
-    with Run.open(run_file) as run, progress(len(FIGURES), "figures") as bar:
+    written: list[pathlib.Path | HtmlReport] = [run_file, structure]
+    with Run.open(run_file) as run, progress(len(FIGURES) + 1, "figures") as bar:
         for name, view, layer, kind, metric in FIGURES:
             written.append(
                 run.export(out / name, view=view, layer=layer, kind=kind, metric=metric, dpi=dpi)
             )
             bar.update()
+        example, _ = demo_batch(4, torch.Generator().manual_seed(0))
+        graph = trace(model, example)
+        written.append(export_html(run, out / "report.html", graph=graph, selected=BROKEN_LAYER))
+        bar.update()
     return written
 
 
