@@ -51,6 +51,10 @@ function makeState(extra: Record<string, unknown> = {}): FakeModel {
     warnings: [],
     outputs: {},
     graph: null,
+    expanded: [],
+    unfolded: [],
+    overlay: null,
+    kind: "weight",
     protocol_version: PROTOCOL.PROTOCOL_VERSION,
     ...extra,
   });
