@@ -20,7 +20,13 @@ import traitlets
 
 from . import _protocol
 from ._serialization import histogram_to_message, summaries_to_wire
-from .dataflow.diagram import GraphIndex, default_expanded, group_key, index_graph
+from .dataflow.diagram import (
+    GraphIndex,
+    default_expanded,
+    group_key,
+    index_graph,
+    with_enclosing,
+)
 from .hierarchy import Hierarchy
 from .stats import histogram, summarize
 
@@ -147,6 +153,10 @@ class VizState(ipywidgets.Widget):  # type: ignore[misc]
                 raise ValueError(_unknown("group", entry, list(groups), self._index))
             out.extend(k for k in keys if k not in out)
         return out
+
+    def open_with_enclosing(self, keys: list[str]) -> list[str]:
+        """Group keys with those of the groups around them."""
+        return [] if self._index is None else with_enclosing(self._index, keys)
 
     @traitlets.validate("unfolded")
     def _check_unfolded(self, proposal: dict[str, Any]) -> list[str]:

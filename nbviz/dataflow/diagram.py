@@ -169,6 +169,16 @@ def _find_folds(index: GraphIndex) -> list[Fold]:
     return folds
 
 
+def with_enclosing(index: GraphIndex, keys: Iterable[str]) -> list[str]:
+    """Group keys with the keys of the groups around them: what opens them into view."""
+    ids = index.group_keys()
+    key_of = {i: k for k, i in ids.items()}
+    out: list[str] = []
+    for key in keys:
+        out += [key_of[a] for a in reversed(index.ancestors(ids[key]))] + [key]
+    return list(dict.fromkeys(out))
+
+
 def index_graph(graph: Mapping[str, Any]) -> GraphIndex:
     """Children per group, sanitised parents and folds of a wire graph."""
     ids = [node["id"] for node in graph["nodes"]]

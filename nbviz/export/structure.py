@@ -33,6 +33,7 @@ from ..dataflow.diagram import (
     local_name,
     node_color,
     visible_graph,
+    with_enclosing,
 )
 from ._overlay import LEGEND_SWATCHES, METRIC_LABELS, NO_DATA_RGB, Overlay, hex_color
 
@@ -192,19 +193,63 @@ def export_structure(
     overlay: str | None = None,
     run: Run | None = None,
     step: int | None = None,
-    names: Collection[str] | None = None,
     dpi: float | None = None,
 ) -> Path:
     """Write the structure diagram of `graph` (a `Graph` or its wire dict) to `path`.
 
     The format comes from the extension: .svg, .png (`dpi`, default 96) or .pdf. `expanded`
     lists groups to open, with the groups around them, as "name#call" or module names (None:
-    the widget's default); `unfolded`
-    the folds shown unfolded, by their first member's "name#call". `overlay` colours module boxes
-    by a metric of `run` ("grad_norm", "activation_std", "update_ratio", "dead_fraction",
-    "nonfinite") at `step` (None: the last recorded step) on the run's scale, as the widget does.
-    Needs Graphviz's `dot` (GraphvizMissingError says how to install it).
+    the widget's default); `unfolded` the folds shown unfolded, by their first member's
+    "name#call". `overlay` colours module boxes by a metric of `run` ("grad_norm",
+    "activation_std", "update_ratio", "dead_fraction", "nonfinite") at `step` (None: the last
+    recorded step) on the run's scale, as the widget does. Needs Graphviz's `dot`
+    (GraphvizMissingError says how to install it).
     """
+    wire = graph.to_wire() if hasattr(graph, "to_wire") else graph
+    keys = None if expanded is None else _group_keys(index_graph(wire), expanded)
+    shown: Overlay | None = None
+    names = None
+    if overlay is not None:
+        if run is None:
+            raise ValueError(f"overlay={overlay!r} needs the run to read it from: run=...")
+        check_path(path, dpi)
+        shown = Overlay.of_run(run, overlay, step)
+        names = {layer.name for layer in run.layers}
+    elif step is not None:
+        raise ValueError("step applies to the overlay only: pass overlay=... and run=...")
+    return write_diagram(
+        wire, path, expanded=keys, unfolded=unfolded, overlay=shown, names=names, dpi=dpi
+    )
+
+
+def write_diagram(
+    wire: Mapping[str, Any],
+    path: str | os.PathLike[str],
+    *,
+    expanded: Iterable[str] | None,
+    unfolded: Iterable[str],
+    overlay: Overlay | None,
+    names: Collection[str] | None,
+    dpi: float | None,
+) -> Path:
+    """Write the diagram for exactly this state (`structure_dot`'s arguments) to `path`."""
+    out, fmt = check_path(path, dpi)
+    unfolded = list(unfolded)
+    folds = {f.key for f in index_graph(wire).folds}
+    unknown = [key for key in unfolded if key not in folds]
+    if unknown:
+        raise ValueError(
+            f"no fold {unknown[0]!r} in the graph: folds are {', '.join(map(repr, sorted(folds)))}"
+        )
+    source = structure_dot(
+        wire, expanded=expanded, unfolded=unfolded, overlay=overlay, names=names, dpi=dpi
+    )
+    out.write_bytes(render(source, fmt))
+    return out
+
+
+def check_path(path: str | os.PathLike[str], dpi: float | None) -> tuple[Path, str]:
+    """The path and its format, checked before anything is drawn."""
     out = Path(path)
     fmt = out.suffix.lower().lstrip(".")
     if fmt not in FORMATS:
@@ -216,36 +261,13 @@ def export_structure(
         raise FileNotFoundError(f"cannot write {out}: directory {out.parent} does not exist")
     if dpi is not None and fmt != "png":
         raise ValueError(f"dpi applies to .png files only, not .{fmt}")
-    wire = graph.to_wire() if hasattr(graph, "to_wire") else graph
-    index = index_graph(wire)
-    keys = None if expanded is None else _group_keys(index, expanded)
-    folds = {f.key for f in index.folds}
-    unknown = [key for key in unfolded if key not in folds]
-    if unknown:
-        raise ValueError(
-            f"no fold {unknown[0]!r} in the graph: folds are {', '.join(map(repr, sorted(folds)))}"
-        )
-    shown: Overlay | None = None
-    if overlay is not None:
-        if run is None:
-            raise ValueError(f"overlay={overlay!r} needs the run to read it from: run=...")
-        shown = Overlay.of_run(run, overlay, step)
-        if names is None:
-            names = {layer.name for layer in run.layers}
-    elif step is not None:
-        raise ValueError("step applies to the overlay only: pass overlay=... and run=...")
-    source = structure_dot(
-        wire, expanded=keys, unfolded=list(unfolded), overlay=shown, names=names, dpi=dpi
-    )
-    out.write_bytes(render(source, fmt))
-    return out
+    return out, fmt
 
 
 def _group_keys(index: GraphIndex, entries: Iterable[str]) -> list[str]:
     """ "name#call" keys of the groups to open with their enclosing groups (so that they show);
     a bare module name opens every call of it."""
     keys = index.group_keys()
-    key_of = {i: k for k, i in keys.items()}
     out: list[str] = []
     for entry in entries:
         found = (
@@ -259,6 +281,5 @@ def _group_keys(index: GraphIndex, entries: Iterable[str]) -> list[str]:
                 + ", ".join(repr(k) for k in list(keys)[:10])
                 + (" ..." if len(keys) > 10 else "")
             )
-        for key in found:
-            out += [key_of[a] for a in index.ancestors(keys[key])] + [key]
-    return list(dict.fromkeys(out))
+        out += found
+    return with_enclosing(index, out)
