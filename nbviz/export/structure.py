@@ -49,8 +49,9 @@ MONO: Final = "Courier,monospace"
 
 
 def _text(value: str) -> str:
-    """Text for a Graphviz HTML-like label: markup characters become entities."""
-    return html.escape(value, quote=True).replace("&#x27;", "'")
+    """Text for a Graphviz HTML-like label: markup characters become entities; backslashes are
+    doubled, or Graphviz would read escapes (\\N: the node's id), even from an entity."""
+    return html.escape(value, quote=True).replace("&#x27;", "'").replace("\\", "\\\\")
 
 
 def _box_label(index: GraphIndex, box: Box) -> str:
