@@ -191,12 +191,11 @@ def metric_values(run: Run, metric: str, steps: Iterable[int]) -> dict[str, NDAr
     return out
 
 
-def run_scale(run: Run, metric: str) -> ColorScale:
-    """The metric's scale over every train step of the run (scaleForRun): fixed while scrubbing."""
+def scale_of(metric: str, values: Iterable[NDArray[np.float64]]) -> ColorScale:
+    """The metric's scale over these values, all of the run's steps (scaleForRun): it stays put
+    while scrubbing."""
     kind = SCALE_TYPES[check_metric(metric)]
-    everything = np.concatenate(
-        [np.zeros(0), *metric_values(run, metric, run.steps).values()]
-    ).ravel()
+    everything = np.concatenate([np.zeros(0), *(v.ravel() for v in values)])
     used = everything[np.isfinite(everything)]
     if kind == "log":
         used = used[used > 0]
@@ -222,9 +221,10 @@ class Overlay:
             if last is None:
                 raise ValueError("the run has no recorded steps: nothing to colour the diagram by")
             step = last
-        found = metric_values(run, metric, [step])
-        values = {layer: float(v[0]) for layer, v in found.items() if not math.isnan(v[0])}
-        return cls(metric, step, run_scale(run, metric), values)
+        # One read: every train step for the scale, and the step shown (last column).
+        found = metric_values(run, metric, [*run.steps.tolist(), step])
+        values = {layer: float(v[-1]) for layer, v in found.items() if not math.isnan(v[-1])}
+        return cls(metric, step, scale_of(metric, (v[:-1] for v in found.values())), values)
 
     def color(self, layer: str) -> str:
         """A module's fill: its value's colour, the no-data grey where it has none."""
