@@ -316,7 +316,7 @@ def test_blocks_diagram_shows_the_expansion(tmp_path: Path) -> None:
     assert "Block ×6" in opened
     assert "blocks.0\u20135" in opened
     assert "stem" in opened
-    unfolded = graph.export(tmp_path / "u.svg", expanded=["blocks.2"], unfolded=["blocks.0#0"])
+    unfolded = graph.export(tmp_path / "u.svg", expanded=["blocks.2"], unfolded=["blocks.0"])
     texts = svg_text(unfolded)
     assert "Block ×6" not in texts
     assert {"0", "1", "3", "4", "5", "fc", "act"} <= set(texts)

@@ -115,7 +115,7 @@ class Graph:
         """Write the structure diagram, as the widget draws it, to .svg, .png or .pdf.
 
         `expanded`: open groups, by module name or "name#call" (None: the widget's default);
-        `unfolded`: folds of repeated blocks shown unfolded, by their first member's "name#call";
+        `unfolded`: folds of repeated blocks shown unfolded, by their first member's name;
         `overlay`: colour module boxes by a metric of `run` at `step` (None: its last step), on
         the run's scale, with a legend. Needs Graphviz's `dot`. See `nbviz.export.structure`.
         """

@@ -201,13 +201,17 @@ def export_structure(
     The format comes from the extension: .svg, .png (`dpi`, default 96) or .pdf. `expanded`
     lists groups to open, with the groups around them, as "name#call" or module names (None:
     the widget's default); `unfolded` the folds shown unfolded, by their first member's
-    "name#call". `overlay` colours module boxes by a metric of `run` ("grad_norm",
+    "name#call" or name. `overlay` colours module boxes by a metric of `run` ("grad_norm",
     "activation_std", "update_ratio", "dead_fraction", "nonfinite") at `step` (None: the last
     recorded step) on the run's scale, as the widget does. Needs Graphviz's `dot`
     (GraphvizMissingError says how to install it).
     """
     wire = graph.to_wire() if hasattr(graph, "to_wire") else graph
-    keys = None if expanded is None else _group_keys(index_graph(wire), expanded)
+    index = index_graph(wire)
+    keys = None if expanded is None else _group_keys(index, expanded)
+    # A fold may be named by its first member's name too ("blocks.0" for "blocks.0#0").
+    by_name = {f.key.rpartition("#")[0]: f.key for f in index.folds}
+    unfolded = [key if key in by_name.values() else by_name.get(key, key) for key in unfolded]
     shown: Overlay | None = None
     names = None
     if overlay is not None:
