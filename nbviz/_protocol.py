@@ -90,7 +90,20 @@ STATE_TRAITS: Final = (
     "warnings",
     "outputs",  # layer name -> output shapes per call, from a probe forward with an example input
     "graph",  # the dataflow graph of that forward (docs/graph-format.md), or null without one
+    "expanded",  # open groups of the structure diagram, by "name#call" (docs/graph-format.md)
+    "unfolded",  # folds of repeated blocks shown unfolded, by their first member's "name#call"
+    "overlay",  # the metric the diagram's boxes are coloured by (OVERLAY_METRICS), or null
+    "kind",  # the kind the statistics view shows over time (one of KINDS)
     "protocol_version",
+)
+
+# Metrics the structure diagram's overlay colours module boxes by (js/src/panels/scale.ts).
+OVERLAY_METRICS: Final = (
+    "grad_norm",
+    "activation_std",
+    "update_ratio",
+    "dead_fraction",
+    "nonfinite",
 )
 
 # Synced traits of every view widget besides anywidget's own.

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import ipywidgets
 import torch
@@ -15,6 +16,7 @@ from .hierarchy import module_hierarchy
 from .live import LiveFeed
 from .probe import collecting_output_shapes, forward_args, model_preserved, tensor_leaves
 from .recorder import Recorder, unwrap, watch
+from .records import KINDS
 from .run import Run
 from .run_layers import run_hierarchy
 from .widgets import (
@@ -25,6 +27,9 @@ from .widgets import (
     StructureView,
     VizState,
 )
+
+STRUCTURE: Final = "structure"
+"""`Viz.export`'s view of the structure diagram; the others are `nbviz.export.VIEWS`."""
 
 
 class Viz(ipywidgets.VBox):  # type: ignore[misc]
@@ -108,6 +113,137 @@ class Viz(ipywidgets.VBox):  # type: ignore[misc]
     def layers(self) -> list[str]:
         """Qualified names of every layer, depth first; "" is the root."""
         return [row["name"] for row in self.state.layers]
+
+    @property
+    def expanded(self) -> list[str]:
+        """The structure diagram's open groups, as "name#call"; follows the user's clicks.
+
+        Assign "name#call" keys or module names (every call of it) to open those groups and the
+        groups around them; `viz.state.expanded` takes exactly the groups to open.
+        """
+        return list(self.state.expanded)
+
+    @expanded.setter
+    def expanded(self, groups: list[str]) -> None:
+        with self.state.hold_sync():
+            self.state.expanded = list(groups)  # checked, names resolved to keys
+            self.state.expanded = self.state.open_with_enclosing(self.state.expanded)
+
+    @property
+    def overlay(self) -> str | None:
+        """The metric the structure diagram colours module boxes by, or None; settable."""
+        overlay: str | None = self.state.overlay
+        return overlay
+
+    @overlay.setter
+    def overlay(self, metric: str | None) -> None:
+        self.state.overlay = metric
+
+    def export(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        view: str | None = None,
+        dpi: float | None = None,
+        budget: int | None = None,
+    ) -> Path:
+        """Write what the widget shows now to `path`: .png (`dpi`), .svg or .pdf, or .html.
+
+        `view="structure"` is the structure diagram as shown: its open groups and unfolded
+        blocks (`viz.expanded`, `viz.state.unfolded`) and its overlay colours at the current
+        step (needs Graphviz's `dot`). The other views ("summary", "histogram", "distribution",
+        "gradient_flow", "heatmap", as `Run.export`) draw the recorded run for the selected
+        layer, the kind shown over time (`viz.state.kind`) and the step the slider shows (the
+        latest recorded step at or before `viz.step`). By default: the summary of the selected
+        layer when it has recorded data, else the structure diagram. `.html` writes the
+        standalone page (`budget`: its byte budget).
+        """
+        target = Path(path)
+        if target.suffix.lower() == ".html":
+            if view is not None or dpi is not None:
+                raise ValueError("an .html export holds every view: no view= or dpi=")
+            from .export.html import (  # type: ignore[import-untyped, import-not-found, unused-ignore]
+                write_html,
+            )
+
+            written: Path = write_html(self, target, budget=budget)
+            return written
+        if budget is not None:
+            raise ValueError("budget= applies to .html exports only")
+        with self._run_to_export() as run:
+            chosen = self._default_view(run) if view is None else view
+            if chosen == STRUCTURE:
+                return self._export_structure(target, run, dpi)
+            from .export import VIEWS, export
+
+            if chosen not in VIEWS:
+                raise ValueError(
+                    f"unknown view {chosen!r}: choose one of {STRUCTURE}, {', '.join(VIEWS)}"
+                )
+            if run is None:
+                raise ValueError(
+                    f"the {chosen} view draws recorded training, and this widget records none"
+                    " (nbviz.show(..., record=False)?): try view='structure'"
+                )
+            layer, kind, step = self._selection(run)
+            return export(run, target, view=chosen, layer=layer, kind=kind, step=step, dpi=dpi)
+
+    @contextmanager
+    def _run_to_export(self) -> Iterator[Run | None]:
+        """The run as recorded so far, read apart from the live feed's reader."""
+        if self.recorder is not None and self.recorder.writer is not None:
+            yield self.recorder.run  # flushed: every step recorded so far
+        elif self.feed is None:
+            yield None
+        elif self.feed.run.path is None:
+            yield self.feed.run
+        else:
+            # Refreshing the feed's own reader would hide new rows from the feed.
+            with Run.open(self.feed.run.path) as run:
+                yield run
+
+    def _default_view(self, run: Run | None) -> str:
+        layer = self.selected
+        if run is not None and layer is not None and run.series(layer=layer) and len(run.steps):
+            return "summary"
+        if self.state.graph is not None:
+            return STRUCTURE
+        raise ValueError(
+            "nothing to export yet: select a recorded layer (viz.selected = ...) or pass view=..."
+        )
+
+    def _selection(self, run: Run) -> tuple[str | None, str, int]:
+        """The selected layer, the kind shown and the step shown, as the browser resolves them."""
+        layer, kind = self.selected, str(self.state.kind)
+        if layer is not None and not run.series(layer=layer, kind=kind):
+            # A layer without the kind shown (a ReLU has no weights): its first kind held.
+            kind = next((k for k in KINDS if run.series(layer=layer, kind=k)), kind)
+        steps = run.steps
+        shown = steps[steps <= self.step]
+        if len(shown) == 0:
+            raise ValueError(
+                f"no recorded step at or before step {self.step}"
+                + (f" (the first is {int(steps[0])})" if len(steps) else " (none recorded yet)")
+            )
+        return layer, kind, int(shown[-1])
+
+    def _export_structure(self, path: Path, run: Run | None, dpi: float | None) -> Path:
+        from .export._overlay import Overlay
+        from .export.structure import write_diagram
+
+        graph = self.state.graph
+        if graph is None:
+            raise ValueError(
+                "no structure diagram to export: show the model with an example input,"
+                " nbviz.show(model, x)"
+            )
+        metric = self.state.overlay
+        # The browser colours by the metric at the slider's step, whatever was recorded there.
+        overlay = None if metric is None or run is None else Overlay.of_run(run, metric, self.step)
+        return write_diagram(
+            graph, path, expanded=list(self.state.expanded), unfolded=list(self.state.unfolded),
+            overlay=overlay, names=self.layers, dpi=dpi,
+        )  # fmt: skip
 
 
 def show(

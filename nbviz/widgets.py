@@ -20,6 +20,13 @@ import traitlets
 
 from . import _protocol
 from ._serialization import histogram_to_message, summaries_to_wire
+from .dataflow.diagram import (
+    GraphIndex,
+    default_expanded,
+    group_key,
+    index_graph,
+    with_enclosing,
+)
 from .hierarchy import Hierarchy
 from .stats import histogram, summarize
 
@@ -68,10 +75,23 @@ class VizState(ipywidgets.Widget):  # type: ignore[misc]
     graph = traitlets.Dict(default_value=None, allow_none=True).tag(sync=True)
     """The dataflow graph of the example input's forward (`nbviz.trace`, wire format in
     docs/graph-format.md), None without an example input."""
+    expanded = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    """Open groups of the structure diagram, as "name#call" (call 0 for a module's first call);
+    the browser writes it as the user opens and closes them. Assigning a bare module name opens
+    every call of it. Reset to the default (everything collapsed but a single top-level module
+    wrapping the rest) when `graph` changes."""
+    unfolded = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    """Folds of repeated blocks ("Block ×6") shown unfolded, by their first member's
+    "name#call"."""
+    overlay = traitlets.Unicode(None, allow_none=True).tag(sync=True)
+    """The metric the diagram colours module boxes by (`_protocol.OVERLAY_METRICS`), or None."""
+    kind = traitlets.Unicode("weight").tag(sync=True)
+    """The kind the statistics view shows over time (one of `_protocol.KINDS`)."""
     protocol_version = traitlets.Int(_protocol.PROTOCOL_VERSION).tag(sync=True)
 
     def __init__(self, hierarchy: Hierarchy, **kwargs: Any) -> None:
         self._names = hierarchy.names()
+        self._index: GraphIndex | None = None
         self._draw_autograd: Callable[[], str] | None = None
         self._live: LiveFeed | None = None
         # Weak references: the widget must not keep a deleted model's parameters alive.
@@ -101,6 +121,66 @@ class VizState(ipywidgets.Widget):  # type: ignore[misc]
         if name is not None and name not in self._names:
             raise UnknownLayerError(unknown_layer_message(name, self._names))
         return name
+
+    @traitlets.observe("graph")
+    def _new_graph(self, change: dict[str, Any]) -> None:
+        graph = change["new"]
+        self._index = None if graph is None else index_graph(graph)
+        with self.hold_sync():
+            self.unfolded = []
+            self.expanded = (
+                []
+                if self._index is None
+                else sorted(group_key(self._node(i)) for i in default_expanded(self._index))
+            )
+
+    def _node(self, node_id: int) -> dict[str, Any]:
+        assert self._index is not None
+        node = self._index.nodes[node_id]
+        assert node is not None
+        return dict(node)
+
+    @traitlets.validate("expanded")
+    def _check_expanded(self, proposal: dict[str, Any]) -> list[str]:
+        groups = {} if self._index is None else self._index.group_keys()
+        by_name: dict[str, list[str]] = {}
+        for key, node_id in groups.items():
+            by_name.setdefault(self._node(node_id)["name"], []).append(key)
+        out: list[str] = []
+        for entry in proposal["value"]:
+            keys = [entry] if entry in groups else by_name.get(entry)
+            if keys is None:
+                raise ValueError(_unknown("group", entry, list(groups), self._index))
+            out.extend(k for k in keys if k not in out)
+        return out
+
+    def open_with_enclosing(self, keys: list[str]) -> list[str]:
+        """Group keys with those of the groups around them."""
+        return [] if self._index is None else with_enclosing(self._index, keys)
+
+    @traitlets.validate("unfolded")
+    def _check_unfolded(self, proposal: dict[str, Any]) -> list[str]:
+        folds = [] if self._index is None else [f.key for f in self._index.folds]
+        for entry in proposal["value"]:
+            if entry not in folds:
+                raise ValueError(_unknown("fold", entry, folds, self._index))
+        return list(dict.fromkeys(proposal["value"]))
+
+    @traitlets.validate("overlay")
+    def _check_overlay(self, proposal: dict[str, Any]) -> str | None:
+        metric: str | None = proposal["value"]
+        if metric is not None and metric not in _protocol.OVERLAY_METRICS:
+            raise ValueError(
+                f"unknown overlay {metric!r}: choose one of {', '.join(_protocol.OVERLAY_METRICS)}"
+            )
+        return metric
+
+    @traitlets.validate("kind")
+    def _check_kind(self, proposal: dict[str, Any]) -> str:
+        kind: str = proposal["value"]
+        if kind not in _protocol.KINDS:
+            raise ValueError(f"unknown kind {kind!r}: choose one of {', '.join(_protocol.KINDS)}")
+        return kind
 
     @traitlets.validate("step")
     def _check_step(self, proposal: dict[str, Any]) -> int:
@@ -166,6 +246,14 @@ class VizState(ipywidgets.Widget):  # type: ignore[misc]
         if tensor is None:
             raise RuntimeError(f"{name} no longer exists: the model was deleted")
         return histogram_to_message(histogram(tensor, exact=True))
+
+
+def _unknown(what: str, entry: str, known: list[str], index: GraphIndex | None) -> str:
+    if index is None:
+        return f"no {what} {entry!r}: this widget has no dataflow graph (no example input)"
+    close = difflib.get_close_matches(entry, known, n=5, cutoff=0.5)
+    hint = f" Close matches: {', '.join(repr(c) for c in close)}." if close else ""
+    return f"no {what} {entry!r} in the diagram ({len(known)} {what}s, as 'name#call').{hint}"
 
 
 def _failure(request_id: str | None, error: str) -> dict[str, Any]:

@@ -69,8 +69,13 @@ export const PROTOCOL = {
     "warnings",
     "outputs",
     "graph",
+    "expanded",
+    "unfolded",
+    "overlay",
+    "kind",
     "protocol_version",
   ],
+  OVERLAY_METRICS: ["grad_norm", "activation_std", "update_ratio", "dead_fraction", "nonfinite"],
   VIEW_TRAITS: ["state", "view"],
   VIEW_KINDS: ["structure", "picker", "histogram", "slider", "flow"],
   REQUEST_TYPES: ["exact_histogram", "autograd_graph", "run_snapshot", "run_histograms"],
@@ -88,6 +93,8 @@ export type ViewTrait = (typeof PROTOCOL.VIEW_TRAITS)[number];
 export type ViewKind = (typeof PROTOCOL.VIEW_KINDS)[number];
 export type RequestType = (typeof PROTOCOL.REQUEST_TYPES)[number];
 export type RecordField = (typeof PROTOCOL.RECORD_FIELDS)[number];
+export type OverlayMetric = (typeof PROTOCOL.OVERLAY_METRICS)[number];
+export type Kind = (typeof PROTOCOL.KINDS)[number];
 
 /** Column of each statistic in a row of the `stats` array. */
 export const STAT_INDEX: Readonly<Record<StatField, number>> = Object.freeze(
@@ -177,6 +184,14 @@ export interface StateTraits {
   outputs: Record<string, string[]>;
   /** The dataflow graph of the example input's forward (docs/graph-format.md), or null. */
   graph: Record<string, unknown> | null;
+  /** Open groups of the structure diagram, as "name#call". */
+  expanded: string[];
+  /** Folds shown unfolded, by their first member's "name#call". */
+  unfolded: string[];
+  /** The metric the diagram's boxes are coloured by, or null. */
+  overlay: OverlayMetric | null;
+  /** The kind the statistics view shows over time. */
+  kind: Kind;
   protocol_version: number;
 }
 

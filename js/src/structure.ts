@@ -24,6 +24,7 @@ import {
   type ViewModel,
   watch,
 } from "./mount/common";
+import { expansionOptions, followExpansion } from "./mount/expansion";
 import { createOverlay } from "./mount/overlay";
 import type { ViewKind } from "./protocol";
 import { createRpc, type RpcClient } from "./rpc";
@@ -71,9 +72,10 @@ interface GraphPane {
 function createGraphPane(state: StateModel, graph: WireGraph, cleanup: Cleanup): GraphPane {
   const view = createGraphView(
     { graph, selected: selectedOf(state) },
-    { onSelect: (name) => select(state, name) },
+    { onSelect: (name) => select(state, name), ...expansionOptions(state) },
   );
   cleanup.add(() => view.destroy());
+  followExpansion(state, view, cleanup);
   const search = h("input", {
     class: "nbviz-search",
     attrs: { type: "search", placeholder: "Search name or class", "aria-label": "Search" },

@@ -38,6 +38,10 @@ function makeState(overrides: Partial<StateTraits> = {}): FakeModel {
     warnings: [],
     outputs: {},
     graph: null,
+    expanded: [],
+    unfolded: [],
+    overlay: null,
+    kind: "weight",
     protocol_version: PROTOCOL.PROTOCOL_VERSION,
     ...overrides,
   };

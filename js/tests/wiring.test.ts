@@ -51,6 +51,10 @@ function makeState(extra: Record<string, unknown> = {}): FakeModel {
     warnings: [],
     outputs: {},
     graph: null,
+    expanded: [],
+    unfolded: [],
+    overlay: null,
+    kind: "weight",
     protocol_version: PROTOCOL.PROTOCOL_VERSION,
     ...extra,
   });
@@ -134,8 +138,18 @@ describe("statistics view on the run store", () => {
     const asked = state.sent.filter((m) => (m as { type?: string }).type === "run_histograms");
     expect(asked.at(-1)).toMatchObject({ series: [2] });
     expect(el.querySelector(".nbviz-hp-row[data-kind=grad] .nbviz-hp-cell")).not.toBeNull();
-    // it has no weights: the distribution shows its gradients
-    expect(el.querySelector<HTMLSelectElement>("select.nbviz-dist-kind")?.value).toBe("grad");
+    // it has no weights: the distribution shows its gradients, and the state model says so
+    const kindSelect = el.querySelector<HTMLSelectElement>("select.nbviz-dist-kind");
+    expect(kindSelect?.value).toBe("grad");
+    expect(state.get("kind")).toBe("grad");
+    // the user's pick goes to the state model; the kernel's comes back to the picker
+    if (kindSelect === null) throw new Error("no kind picker");
+    kindSelect.value = "weight";
+    kindSelect.dispatchEvent(new Event("change"));
+    expect(state.get("kind")).toBe("weight");
+    state.set("kind", "grad");
+    await flush();
+    expect(kindSelect.value).toBe("grad");
   });
 
   it("shows the first anomaly and selects its layer and step on a click", async () => {
@@ -208,6 +222,7 @@ describe("graph overlay", () => {
     if (picker === null) throw new Error("no overlay picker");
     picker.value = "grad_norm";
     picker.dispatchEvent(new Event("change"));
+    expect(state.get("overlay")).toBe("grad_norm");
     const { message, buffers } = runAppend({
       series: [seriesRow(0, "conv1", "grad", "conv1.weight"), seriesRow(1, "fc", "grad", "fc.w")],
       steps: [0, 1],
@@ -231,10 +246,47 @@ describe("graph overlay", () => {
     picker.value = "";
     picker.dispatchEvent(new Event("change"));
     expect(rect()?.style.fill).toBe("");
+    expect(state.get("overlay")).toBeNull();
+    // set from the kernel: the picker follows and the boxes are coloured again
+    state.set("overlay", "grad_norm");
+    await flush();
+    expect(picker.value).toBe("grad_norm");
+    expect(rect()?.style.fill).toBeTruthy();
     // A new trace replaces the pane; the old overlay's listeners go with it.
     const listeners = state.listenerCount();
     state.set("graph", { ...resnet });
     await flush();
     expect(state.listenerCount()).toBe(listeners);
   });
+});
+
+describe("diagram expansion in the state model", () => {
+  const box = (el: HTMLElement, name: string) => el.querySelector(`[data-name="${name}"]`);
+  async function until(test: () => boolean): Promise<void> {
+    for (let i = 0; i < 200 && !test(); i++) await new Promise((r) => setTimeout(r, 20));
+  }
+
+  it("starts from the state, writes the user's clicks and follows the kernel's changes", async () => {
+    const state = makeState({ selected: null, graph: resnet, expanded: ["layer1#0"] });
+    const el = await mount("structure", state);
+    await until(() => box(el, "layer1.0") !== null);
+    expect(box(el, "layer1.0")).not.toBeNull(); // opened from the state at first draw
+    expect(box(el, "layer2.0")).toBeNull();
+
+    // The user opens layer2: the state model hears of it, by "name#call".
+    el.querySelector<SVGElement>('[data-name="layer2"] [data-toggle]')?.dispatchEvent(
+      new MouseEvent("click", { bubbles: true }),
+    );
+    const expanded = () => JSON.stringify(state.get("expanded"));
+    await until(() => expanded() !== '["layer1#0"]');
+    expect(state.get("expanded")).toEqual(["layer1#0", "layer2#0"]);
+    expect(state.saves).toBeGreaterThan(0);
+
+    // The kernel sets it: layer1's two blocks unfold and the first opens.
+    state.set("unfolded", ["layer1.0#0"]);
+    state.set("expanded", ["layer1#0", "layer1.0#0"]);
+    await until(() => box(el, "layer1.0.conv1") !== null);
+    expect(box(el, "layer1.0.conv1")).not.toBeNull();
+    expect(el.querySelector('[data-kind="fold"][data-name="layer1.0"]')).toBeNull();
+  }, 20_000);
 });

@@ -31,7 +31,7 @@ def autograd_svg(output: torch.Tensor | tuple[torch.Tensor, ...], model: nn.Modu
             " (not under torch.no_grad()) and with parameters that require grad"
         )
     if shutil.which("dot") is None:
-        raise GraphvizMissingError(_missing())
+        raise graphviz_missing("the autograd graph")
     import graphviz
     import torchviz
 
@@ -42,12 +42,13 @@ def autograd_svg(output: torch.Tensor | tuple[torch.Tensor, ...], model: nn.Modu
     try:
         svg: Any = dot.pipe(format="svg")
     except graphviz.ExecutableNotFound as error:
-        raise GraphvizMissingError(_missing()) from error
+        raise graphviz_missing("the autograd graph") from error
     return bytes(svg).decode()
 
 
-def _missing() -> str:
-    return f"the autograd graph needs Graphviz's `dot` program: `{INSTALL_HINT}`"
+def graphviz_missing(what: str) -> GraphvizMissingError:
+    """The error for a missing `dot`, saying how to install it."""
+    return GraphvizMissingError(f"{what} needs Graphviz's `dot` program: `{INSTALL_HINT}`")
 
 
 def _clean(name: str) -> str:

@@ -6,8 +6,14 @@ names and meanings here must stay in step with it.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from ..run import Run
 
 WIRE_VERSION = 1
 
@@ -94,6 +100,31 @@ class Graph:
         from .text import render
 
         return render(self)
+
+    def export(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        expanded: Iterable[str] | None = None,
+        unfolded: Iterable[str] = (),
+        overlay: str | None = None,
+        run: Run | None = None,
+        step: int | None = None,
+        dpi: float | None = None,
+    ) -> Path:
+        """Write the structure diagram, as the widget draws it, to .svg, .png or .pdf.
+
+        `expanded`: open groups, by module name or "name#call" (None: the widget's default);
+        `unfolded`: folds of repeated blocks shown unfolded, by their first member's name;
+        `overlay`: colour module boxes by a metric of `run` at `step` (None: its last step), on
+        the run's scale, with a legend. Needs Graphviz's `dot`. See `nbviz.export.structure`.
+        """
+        from ..export.structure import export_structure
+
+        return export_structure(
+            self, path, expanded=expanded, unfolded=unfolded, overlay=overlay, run=run,
+            step=step, dpi=dpi,
+        )  # fmt: skip
 
     def groups(self) -> set[int]:
         """Ids of module nodes that some node names as its parent."""

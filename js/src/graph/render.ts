@@ -46,6 +46,16 @@ export interface GraphViewOptions {
   shareLayouts?: boolean;
   /** Search matches revealed (groups expanded, folds unfolded) up to this many. */
   revealLimit?: number;
+  /** The first expansion state (default: the top-level modules, or the single wrapper open). */
+  initial?: (index: GraphIndex) => Expansion;
+  /** Called with the expansion state whenever it changes (the user opened a group, ...). */
+  onExpansion?: (expansion: Expansion, index: GraphIndex) => void;
+}
+
+/** Which groups are open (node ids) and which folds are unfolded (fold keys). */
+export interface Expansion {
+  expanded: ReadonlySet<number>;
+  unfolded: ReadonlySet<string>;
 }
 
 export type { Transform };
@@ -72,6 +82,10 @@ export interface GraphView {
   /** Resolves when the latest state is laid out and drawn. */
   idle(): Promise<void>;
   setExpanded(group: number, open: boolean): Promise<void>;
+  /** Replaces the expansion state. */
+  setExpansion(next: Expansion): Promise<void>;
+  /** The current expansion state. */
+  expansion(): Expansion;
   setUnfolded(key: string, unfolded: boolean): Promise<void>;
   expandAll(): Promise<void>;
   collapseAll(): Promise<void>;
@@ -173,8 +187,9 @@ export function createGraphView(data: GraphViewData, options: GraphViewOptions =
 
   let current: GraphViewData = { ...data };
   let index = indexGraph(current.graph);
-  let expanded = defaultExpanded(index);
-  let unfolded = new Set<string>();
+  const initial = options.initial?.(index);
+  let expanded = new Set(initial?.expanded ?? defaultExpanded(index));
+  let unfolded = new Set(initial?.unfolded ?? []);
   let vg: VisibleGraph = visibleGraph(index, expanded, unfolded);
   let layout: FullLayout | null = null;
   let cache = newCache();
@@ -352,6 +367,7 @@ export function createGraphView(data: GraphViewData, options: GraphViewOptions =
   /** Recomputes the visible graph and lays it out; stale layouts are dropped. */
   function refresh(): Promise<void> {
     vg = visibleGraph(index, expanded, unfolded);
+    options.onExpansion?.({ expanded, unfolded }, index);
     const mine = vg;
     const t0 = performance.now();
     status.textContent = layout === null ? "Laying out…" : "";
@@ -481,6 +497,12 @@ export function createGraphView(data: GraphViewData, options: GraphViewOptions =
       if (open === expanded.has(group)) return pending;
       if (open) expanded.add(group);
       else expanded.delete(group);
+      return refresh();
+    },
+    expansion: () => ({ expanded, unfolded }),
+    setExpansion(next) {
+      expanded = new Set(next.expanded);
+      unfolded = new Set(next.unfolded);
       return refresh();
     },
     setUnfolded(key, value) {

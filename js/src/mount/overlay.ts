@@ -58,20 +58,38 @@ export function createOverlay(state: StateModel, view: GraphView, cleanup: Clean
     }
   }
 
-  const onPick = (): void => {
-    const value = picker.value;
-    metric = (METRICS as readonly string[]).includes(value) ? (value as Metric) : null;
+  /** Shows `value` (a metric or null), making the run store when a metric is first shown. */
+  const show = (value: unknown): void => {
+    metric = (METRICS as readonly unknown[]).includes(value) ? (value as Metric) : null;
+    picker.value = metric ?? "";
     if (metric !== null && store === null) {
       store = storeFor(state);
       unsubscribe = store.onChange(paint);
     }
     paint();
   };
+  // The metric lives in the state model (`overlay`): the kernel exports what is shown, and can
+  // set it.
+  const onPick = (): void => {
+    show(picker.value);
+    if (state.get("overlay") === metric) return;
+    state.set("overlay", metric);
+    state.save_changes();
+  };
   picker.addEventListener("change", onPick);
   watch(state, ["step", "layers"], paint, cleanup);
+  watch(
+    state,
+    ["overlay"],
+    () => {
+      if (state.get("overlay") !== metric) show(state.get("overlay"));
+    },
+    cleanup,
+  );
   cleanup.add(() => {
     picker.removeEventListener("change", onPick);
     unsubscribe?.();
   });
+  show(state.get("overlay"));
   return { controls, metric: () => metric };
 }

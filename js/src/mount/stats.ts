@@ -41,7 +41,19 @@ export function requestLayer(store: RunStore, layer: string | null): void {
 
 export function mountStats(state: StateModel, fallback: Mounted, cleanup: Cleanup): Mounted {
   const store = storeFor(state);
-  let kind: Kind = "weight";
+  // The kind shown over time is the state's `kind` trait: the kernel exports what is shown.
+  const kindOf = (): Kind => {
+    const value: unknown = state.get("kind");
+    return (KINDS as readonly unknown[]).includes(value) ? (value as Kind) : "weight";
+  };
+  let kind: Kind = kindOf();
+  const setKind = (next: Kind): void => {
+    kind = next;
+    kindSelect.value = next;
+    if (state.get("kind") === next) return;
+    state.set("kind", next);
+    state.save_changes();
+  };
   const layer = (): string | null => selectedOf(state);
   const banner = createAnomalyBanner(
     { anomaly: null, series: null, total: 0 },
@@ -61,8 +73,9 @@ export function mountStats(state: StateModel, fallback: Mounted, cleanup: Cleanu
   });
   for (const k of KINDS)
     kindSelect.append(h("option", { text: KIND_LABELS[k], attrs: { value: k } }));
+  kindSelect.value = kind;
   const onKind = (): void => {
-    kind = kindSelect.value as Kind;
+    setKind(kindSelect.value as Kind);
     dist.update({ kind, tensor: null });
   };
   kindSelect.addEventListener("change", onKind);
@@ -106,10 +119,7 @@ export function mountStats(state: StateModel, fallback: Mounted, cleanup: Cleanu
         distLayer = name;
         if (store.seriesOf(name, kind).length === 0) {
           const held = KINDS.find((k) => store.seriesOf(name, k).length > 0);
-          if (held !== undefined) {
-            kind = held;
-            kindSelect.value = held;
-          }
+          if (held !== undefined) setKind(held);
         }
         dist.update({ layer: name, kind, tensor: null, step });
       } else dist.update({ layer: name, step });
@@ -118,6 +128,17 @@ export function mountStats(state: StateModel, fallback: Mounted, cleanup: Cleanu
 
   cleanup.add(store.onChange(draw));
   watch(state, ["selected", "step"], draw, cleanup);
+  watch(
+    state,
+    ["kind"],
+    () => {
+      if (kindOf() === kind) return;
+      kind = kindOf();
+      kindSelect.value = kind;
+      dist.update({ kind, tensor: null });
+    },
+    cleanup,
+  );
   cleanup.add(() => {
     kindSelect.removeEventListener("change", onKind);
     banner.destroy();

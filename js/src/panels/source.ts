@@ -20,13 +20,7 @@ export type Kind = (typeof KINDS)[number];
 export type Mode = "train" | "eval";
 
 /** Metrics of the graph overlay and the heatmap. */
-export const METRICS = [
-  "grad_norm",
-  "activation_std",
-  "update_ratio",
-  "dead_fraction",
-  "nonfinite",
-] as const;
+export const METRICS = PROTOCOL.OVERLAY_METRICS;
 export type Metric = (typeof METRICS)[number];
 
 export interface SeriesInfo {
