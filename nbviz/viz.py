@@ -162,12 +162,9 @@ class Viz(ipywidgets.VBox):  # type: ignore[misc]
         if target.suffix.lower() == ".html":
             if view is not None or dpi is not None:
                 raise ValueError("an .html export holds every view: no view= or dpi=")
-            from .export.html import (  # type: ignore[import-untyped, import-not-found, unused-ignore]
-                write_html,
-            )
+            from .export.html import write_html  # lazily: only the report needs it
 
-            written: Path = write_html(self, target, budget=budget)
-            return written
+            return write_html(self, target, budget=budget)
         if budget is not None:
             raise ValueError("budget= applies to .html exports only")
         with self._run_to_export() as run:

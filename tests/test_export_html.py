@@ -268,7 +268,8 @@ def test_viz_report_leaves_the_live_widget_following_its_run(tmp_path: pathlib.P
                 opt.step()
 
         train(3)
-        path = write_html(viz, tmp_path / "viz.html")
+        path = viz.export(tmp_path / "viz.html")  # what a user calls: Viz.export -> write_html
+        assert path == tmp_path / "viz.html"
         data = embedded(path)
         ((snapshot, _),) = results(data, "run_snapshot")
         assert [s["step"] for s in snapshot["steps"]] == [0, 1, 2]
