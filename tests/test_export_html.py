@@ -248,7 +248,9 @@ def test_cli_prints_the_size_and_what_the_budget_dropped(tmp_path: pathlib.Path)
     assert "--budget applies to an HTML report" in bad.stderr
 
 
-def test_viz_report_leaves_the_live_widget_following_its_run(tmp_path: pathlib.Path) -> None:
+def test_viz_report_leaves_the_live_widget_following_its_run(
+    tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 1))
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
@@ -270,6 +272,8 @@ def test_viz_report_leaves_the_live_widget_following_its_run(tmp_path: pathlib.P
         train(3)
         path = viz.export(tmp_path / "viz.html")  # what a user calls: Viz.export -> write_html
         assert path == tmp_path / "viz.html"
+        size_mb = path.stat().st_size / 1e6
+        assert capsys.readouterr().out.startswith(f"wrote {path} ({size_mb:.2f} MB, of which")
         data = embedded(path)
         ((snapshot, _),) = results(data, "run_snapshot")
         assert [s["step"] for s in snapshot["steps"]] == [0, 1, 2]

@@ -85,8 +85,11 @@ def write_html(
     budget: int | None = None,
     selected: str | None = None,
 ) -> Path:
-    """Write the standalone HTML report of `source` to `path`; see `export_html`."""
-    return export_html(source, path, graph=graph, budget=budget, selected=selected).path
+    """Write the standalone HTML report of `source` to `path` and print its size and what the
+    budget left out (`Viz.export` and `Run.export` call this); see `export_html`."""
+    report = export_html(source, path, graph=graph, budget=budget, selected=selected)
+    print(report.describe())
+    return report.path
 
 
 def export_html(
