@@ -137,3 +137,30 @@ def _merge_histograms(rows: NDArray[np.float64], out: NDArray[np.float64], dtype
         bins = np.clip(np.floor((starts - lo) / width).astype(np.int64), 0, HIST_BINS - 1)
         np.add.at(out[COUNTS:], bins, counts[occupied])
     out[_LO], out[_WIDTH] = lo, width
+
+
+def merge_binned(
+    lo: NDArray[np.float64], width: NDArray[np.float64], counts: NDArray[np.float64]
+) -> tuple[float, float, NDArray[np.float64]]:
+    """One histogram of the histograms [n, HIST_BINS] on grids (lo, width), as (lo, width, counts).
+
+    For histograms of one series at different steps (retention), whose min and max are no longer
+    at hand: the grid is the finest stable grid (power-of-two width, aligned bins) that holds
+    every occupied bin, so each bin falls inside one merged bin and the merged counts are exactly
+    those of all the merged data on that grid. Empty histograms (lo NaN) add nothing.
+    """
+    occupied = (counts != 0) & np.isfinite(lo)[:, None]
+    rows, bins = np.nonzero(occupied)
+    if not rows.size:
+        return math.nan, math.nan, np.zeros(HIST_BINS)
+    starts = lo[rows] + bins * width[rows]
+    low, high = float(starts.min()), float((starts + width[rows]).max())
+    step = float(width[rows].max())
+    # Bins of a stable grid are aligned to their width, so a coarser power of two nests them.
+    while math.ceil(high / step) - math.floor(low / step) > HIST_BINS:
+        step *= 2.0
+    base = math.floor(low / step) * step
+    out = np.zeros(HIST_BINS)
+    index = np.floor((starts - base) / step).astype(np.int64)
+    np.add.at(out, index, counts[rows, bins])
+    return base, step, out

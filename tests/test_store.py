@@ -256,7 +256,7 @@ def test_close_checkpoints_the_wal(tmp_path: Path) -> None:
     meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
     conn.close()
     assert meta["format"] == "nbviz-run"
-    assert meta["schema_version"] == "1"
+    assert meta["schema_version"] == "2"
     assert meta["state"] == "closed"
 
 
@@ -422,6 +422,23 @@ def test_a_million_steps_stay_within_budget(tmp_path: Path) -> None:
     np.testing.assert_array_equal(hs.steps[:keep], np.arange(keep))
     assert hs.steps[-1] == n - 1
     assert set(anomalous) <= set(hs.steps.tolist())
+    # Histograms are merged, never dropped: every record is in exactly one row, whose counts are
+    # the sum of those it merged. All records have the same bins here, so a merged grid keeps the
+    # width and starts at the first occupied bin.
+    assert hs.count.sum() == n
+    raw = hs.count == 1
+    np.testing.assert_array_equal(hs.steps[raw], hs.step_hi[raw])
+    assert {0, keep - 1, *anomalous, n - 1} <= set(hs.steps[raw].tolist())
+    np.testing.assert_array_equal(hs.counts[raw], np.tile(h.counts, (raw.sum(), 1)))
+    first = int(np.flatnonzero(h.counts)[0])
+    shifted = np.r_[h.counts[first:], np.zeros(first)]
+    np.testing.assert_array_equal(hs.counts[~raw], hs.count[~raw, None] * shifted[None])
+    np.testing.assert_array_equal(hs.lo[~raw], h.lo + first * h.width)
+    np.testing.assert_array_equal(hs.width, np.full(len(hs), h.width))
+    np.testing.assert_array_equal(hs.sample, hs.count * h.sample)
+    # Merged rows cover consecutive step ranges, apart from the anomalous rows inside them.
+    merged = ~np.isin(hs.steps, anomalous)
+    np.testing.assert_array_equal(hs.steps[merged][1:], hs.step_hi[merged][:-1] + 1)
     # The spike survives as the max of the envelope that holds it.
     row = int(np.searchsorted(s.step_lo, spike, side="right")) - 1
     assert s.count[row] > 1
@@ -509,11 +526,35 @@ def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "run.nbviz"
     write_small_run(path, steps=3)
     conn = sqlite3.connect(path)
-    conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    conn.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
     conn.commit()
     conn.close()
-    with pytest.raises(ValueError, match=r"newer nbviz \(run schema version 2.*upgrade nbviz"):
+    with pytest.raises(ValueError, match=r"newer nbviz \(run schema version 3.*upgrade nbviz"):
         RunWriter(path)
+
+
+def test_a_version_1_run_is_read_and_upgraded_when_appended_to(tmp_path: Path) -> None:
+    path = tmp_path / "run.nbviz"
+    write_small_run(path, steps=3)
+    conn = sqlite3.connect(path)  # what version 1 wrote: no span or count in hists
+    conn.execute("ALTER TABLE hists DROP COLUMN span")
+    conn.execute("ALTER TABLE hists DROP COLUMN count")
+    conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    conn.commit()
+    conn.close()
+    with Run.open(path) as run:
+        old = run.histograms("fc", "weight")
+    assert old.steps.tolist() == old.step_hi.tolist() == [0, 1, 2]
+    assert old.count.tolist() == [1, 1, 1]
+    with RunWriter(path) as w:
+        w.add([StatRecord(3, KEY, stats_rows(1)[0], hist(3))])
+        w.end_step(StepRecord(3))
+    with Run.open(path) as run:
+        assert run.meta["schema_version"] == "2"
+        h = run.histograms("fc", "weight")
+    assert h.steps.tolist() == [0, 1, 2, 3]
+    assert h.count.tolist() == [1, 1, 1, 1]
+    np.testing.assert_array_equal(h.counts[3], hist(3).counts)
 
 
 def test_a_path_under_a_file_is_an_os_error(tmp_path: Path) -> None:
