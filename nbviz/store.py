@@ -765,28 +765,29 @@ def merge_hist_rows(rows: Sequence[_StoredHist], group: NDArray[np.intp]) -> lis
     if not rows:
         return []
     step, span, count, lo, width, sample, anomaly, blobs = zip(*rows, strict=True)
-    counts = decode_counts(blobs)
-    grid_lo = np.array(lo, dtype=np.float64)  # NULL (no finite value) reads as NaN
-    grid_width = np.array(width, dtype=np.float64)
-    ends = np.asarray(step, dtype=np.int64) + np.asarray(span, dtype=np.int64)
+    first = np.asarray(step, dtype=np.int64)
+    ends = first + np.asarray(span, dtype=np.int64)
     starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
-    bounds = np.r_[starts, len(rows)]
-    out: list[_StoredHist] = []
-    for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
-        base, w, merged = merge_binned(grid_lo[a:b], grid_width[a:b], counts[a:b])
-        out.append(
-            (
-                int(step[a]),
-                int(ends[b - 1]) - int(step[a]),
-                sum(count[a:b]),
-                base,
-                w,
-                sum(sample[a:b]),
-                int(any(anomaly[a:b])),
-                encode_counts(merged[None])[0],
-            )
+    last = np.r_[starts[1:], len(rows)] - 1
+    grid_lo, grid_width, counts = merge_binned(
+        np.array(lo, dtype=np.float64),  # NULL (no finite value) reads as NaN
+        np.array(width, dtype=np.float64),
+        decode_counts(blobs),
+        starts,
+    )
+    return list(
+        zip(
+            first[starts].tolist(),
+            (ends[last] - first[starts]).tolist(),
+            np.add.reduceat(np.asarray(count, dtype=np.int64), starts).tolist(),
+            grid_lo.tolist(),
+            grid_width.tolist(),
+            np.add.reduceat(np.asarray(sample, dtype=np.int64), starts).tolist(),
+            np.maximum.reduceat(np.asarray(anomaly, dtype=np.int64), starts).tolist(),
+            encode_counts(counts),
+            strict=True,
         )
-    return out
+    )
 
 
 def fill_bounds(vals: NDArray[np.float64], blobs: Sequence[bytes | None]) -> NDArray[np.float64]:

@@ -18,12 +18,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from numpy.typing import NDArray
 
+from nbviz import stats
 from nbviz._encoding import decode_counts, decode_stats, encode_counts, encode_stats
+from nbviz._merge import merge_binned
 from nbviz._protocol import HIST_BINS
 from nbviz.records import RECORD_FIELDS, Anomaly, SeriesKey, StatRecord, StepRecord
 from nbviz.run import Run
@@ -468,6 +471,46 @@ def test_anomalous_histograms_are_kept_up_to_half_the_budget(tmp_path: Path) -> 
     assert len(steps) <= 100
     assert set(range(1000, 1050)) <= set(steps.tolist())  # the onset and what followed
     assert {0, 1, 2, 3, 1999} <= set(steps.tolist())
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 200), st.floats(-30, 30), st.floats(-3, 3)), min_size=1, max_size=6
+    ),
+    st.integers(0, 2**31),
+)
+def test_merged_histograms_are_numpys_histogram_of_the_union(
+    parts: list[tuple[int, float, float]], seed: int
+) -> None:
+    """Tensors of any spread (or empty, or constant) histogrammed apart, then merged: the counts
+    are numpy's histogram of all their values on the merged grid, which has aligned power-of-two
+    bins."""
+    rng = np.random.default_rng(seed)
+    data = [
+        (rng.standard_normal(n) * 10.0**scale + shift).astype(np.float32)
+        if n % 7
+        else np.full(n, np.float32(shift))
+        for n, shift, scale in parts
+    ]
+    hists = [stats.histogram(torch.from_numpy(d), exact=True) for d in data]
+    lo, width, counts = merge_binned(
+        np.array([h.lo for h in hists]),
+        np.array([h.width for h in hists]),
+        np.array([h.counts for h in hists]),
+        np.array([0]),
+    )
+    union = np.concatenate(data).astype(np.float64)
+    assert counts.sum() == union.size
+    if not union.size:
+        assert np.isnan(lo[0])
+        return
+    assert np.log2(width[0]).is_integer()
+    assert lo[0] % width[0] == 0
+    edges = lo[0] + width[0] * np.arange(HIST_BINS + 1)
+    assert edges[0] <= union.min()
+    assert union.max() < edges[-1]
+    np.testing.assert_array_equal(counts[0], np.histogram(union, edges)[0])
 
 
 def test_retention_rejects_budgets_without_room() -> None:
