@@ -531,9 +531,8 @@ class _Capture:
             for p in undecided.held:
                 activation = p.keys[0].kind == "activation"
                 if train and (undecided.train or not activation):
-                    self._pending.append(
-                        replace(p, histograms=p.histograms and undecided.train_histograms)
-                    )
+                    histograms = p.histograms and undecided.train_histograms
+                    self._pending.append(replace(p, histograms=histograms))
                 elif not train and undecided.eval and activation:
                     keys = [replace(key, mode="eval") for key in p.keys]
                     self._pending.append(replace(p, keys=keys))
@@ -568,11 +567,13 @@ class _Capture:
         if current.activations:
             self._record_activations(module, call, leaves, current)
         if current.gradients:
+            undecided = current.undecided  # its gradients can only be a training step's
+            histograms = current.histograms if undecided is None else undecided.train_histograms
             for path, tensor in leaves:
                 # Not on leaves: a hook on a parameter or an input would stay there for good.
                 if tensor.requires_grad and tensor.grad_fn is not None:
                     key = SeriesKey(name, "activation_grad", path, call, current.mode)
-                    hook = _GradHook(self, key, current.step, current.histograms, current.undecided)
+                    hook = _GradHook(self, key, current.step, histograms, undecided)
                     tensor.register_hook(hook)  # type: ignore[no-untyped-call]
 
     def _probe_outputs(

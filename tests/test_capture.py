@@ -613,6 +613,22 @@ def test_fine_tuning_in_eval_mode_records_training_steps() -> None:
     assert not model.training
 
 
+def test_eval_mode_training_steps_take_histograms_at_the_training_period() -> None:
+    model = mlp().eval()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    sink = ListSink()
+    options = {**EVERYTHING, "histograms_every": 2}
+    with Recorder(model, sink, optimizer=optimizer, **options):
+        for _ in range(2):
+            model(torch.randn(5, 4)).sum().backward()
+            optimizer.step()
+            optimizer.zero_grad()
+    forward = [r for r in sink.records if r.key.kind in ("activation", "activation_grad")]
+    assert {r.key.mode for r in forward} == {"train"}
+    assert {r.step for r in forward} == {0, 1}
+    assert all((r.histogram is not None) == (r.step == 0) for r in forward)
+
+
 def test_an_eval_mode_forward_with_gradients_but_no_backward_is_eval() -> None:
     """A saliency map through torch.autograd.grad (no parameter gradient, no step) is
     evaluation: the first such forward of a step is the step's eval pass, with no gradients."""
