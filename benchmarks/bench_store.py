@@ -141,7 +141,7 @@ def bounded(tmp: Path, steps: int, retention: Retention) -> None:
         kept_hists = len(run.histograms(key.layer, key.kind))
     conn = sqlite3.connect(path)
     stat_rows = conn.execute("SELECT count(*) FROM stats").fetchone()[0]
-    hist_rows = conn.execute("SELECT count(*) FROM hists").fetchone()[0]
+    hist_rows, merged = conn.execute("SELECT count(*), sum(count) FROM hists").fetchone()
     conn.close()
     stat_cap = n * retention.stats_per_series * 1.1
     hist_cap = n * retention.hists_per_series * 1.1
@@ -159,6 +159,7 @@ def bounded(tmp: Path, steps: int, retention: Retention) -> None:
     print(f"  rows of one series         {kept_stats:8,} statistics, {kept_hists:,} histograms")
     print(f"  rows in the file           {stat_rows:8,} statistics, {hist_rows:,} histograms")
     print(f"  budget (+10% slack)        {stat_cap:8,.0f} statistics, {hist_cap:,.0f} histograms")
+    print(f"  records in those histograms {merged:7,} of {r.records:,} (merged, none dropped)")
     print(f"  file size                  {r.file_bytes / 2**20:8.1f} MiB")
     print(f"  resident memory vs. start  {quarters} MiB at each quarter of the run")
     os.remove(path)

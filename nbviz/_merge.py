@@ -137,3 +137,41 @@ def _merge_histograms(rows: NDArray[np.float64], out: NDArray[np.float64], dtype
         bins = np.clip(np.floor((starts - lo) / width).astype(np.int64), 0, HIST_BINS - 1)
         np.add.at(out[COUNTS:], bins, counts[occupied])
     out[_LO], out[_WIDTH] = lo, width
+
+
+def merge_binned(
+    lo: NDArray[np.float64],
+    width: NDArray[np.float64],
+    counts: NDArray[np.float64],
+    starts: NDArray[np.intp],
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    """Histograms [n, HIST_BINS] on grids (lo, width) merged in runs that begin at `starts`:
+    (lo, width, counts) of each run.
+
+    For histograms of one series at different steps (retention), whose min and max are no longer
+    at hand: a run's grid is the finest stable grid (power-of-two width, aligned bins) that holds
+    every occupied bin, so each bin falls inside one merged bin and the merged counts are exactly
+    those of all the run's data on that grid. Empty histograms (lo NaN) add nothing; a run of
+    only those has lo and width NaN.
+    """
+    n, runs = len(lo), len(starts)
+    run = np.repeat(np.arange(runs), np.diff(np.r_[starts, n]))
+    occupied = (counts != 0) & np.isfinite(lo)[:, None]
+    used = occupied.any(axis=1)
+    first = np.argmax(occupied, axis=1)
+    last = HIST_BINS - 1 - np.argmax(occupied[:, ::-1], axis=1)
+    low = np.minimum.reduceat(np.where(used, lo + first * width, np.inf), starts)
+    high = np.maximum.reduceat(np.where(used, lo + (last + 1) * width, -np.inf), starts)
+    step = np.maximum.reduceat(np.where(used, width, 0.0), starts)
+    some = np.isfinite(low)
+    step[~some], low[~some], high[~some] = np.nan, np.nan, np.nan
+    # Bins of a stable grid are aligned to their width, so a coarser power of two nests them.
+    with np.errstate(invalid="ignore"):
+        while (wide := np.ceil(high / step) - np.floor(low / step) > HIST_BINS).any():
+            step[wide] *= 2.0
+        base = np.floor(low / step) * step
+    rows, bins = np.nonzero(occupied)
+    g = run[rows]
+    index = np.floor((lo[rows] + bins * width[rows] - base[g]) / step[g]).astype(np.int64)
+    flat = np.bincount(g * HIST_BINS + index, counts[rows, bins], minlength=runs * HIST_BINS)
+    return base, step, flat.reshape(runs, HIST_BINS).astype(np.float64, copy=False)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Final
 
 FORMAT: Final = "nbviz-run"
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 MEMORY_LABEL: Final = "<in-memory run>"
 
 SCHEMA: Final = """
@@ -26,7 +26,8 @@ CREATE TABLE stats(
     vals BLOB NOT NULL, lo BLOB, hi BLOB, PRIMARY KEY(series, step)) WITHOUT ROWID;
 CREATE TABLE hists(
     series INTEGER NOT NULL, step INTEGER NOT NULL, lo REAL, width REAL, sample INTEGER NOT NULL,
-    anomaly INTEGER NOT NULL, counts BLOB NOT NULL, PRIMARY KEY(series, step)) WITHOUT ROWID;
+    anomaly INTEGER NOT NULL, counts BLOB NOT NULL, span INTEGER NOT NULL DEFAULT 0,
+    count INTEGER NOT NULL DEFAULT 1, PRIMARY KEY(series, step)) WITHOUT ROWID;
 CREATE TABLE steps(
     mode TEXT NOT NULL, step INTEGER NOT NULL, last INTEGER NOT NULL, stride INTEGER NOT NULL,
     skipped INTEGER NOT NULL, reason TEXT NOT NULL, wall_first REAL NOT NULL,
@@ -35,6 +36,12 @@ CREATE TABLE anomalies(
     id INTEGER PRIMARY KEY, step INTEGER NOT NULL, phase TEXT NOT NULL, series INTEGER NOT NULL,
     nan INTEGER NOT NULL, posinf INTEGER NOT NULL, neginf INTEGER NOT NULL, detail TEXT NOT NULL);
 """
+# Version 1 had no hists.span and hists.count (every histogram was one record): adding them with
+# their defaults upgrades a version-1 file.
+UPGRADE_FROM_1: Final = (
+    "ALTER TABLE hists ADD COLUMN span INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE hists ADD COLUMN count INTEGER NOT NULL DEFAULT 1",
+)
 TABLES: Final = ("meta", "layers", "series", "stats", "hists", "steps", "anomalies")
 _SQLITE_MAGIC: Final = b"SQLite format 3\x00"
 

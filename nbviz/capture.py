@@ -23,11 +23,18 @@ optimizer holding the model's parameters, seen through torch's global step hooks
 optimizer, `Recorder.step()` ends a step. Everything captured in a step carries its number.
 
 Forward passes. A call of a hooked module while none is running starts a pass. A pass is
-"train" when gradients are enabled and its outermost module is in training mode, else "eval":
-the two never share a series. Activations of a training step are taken from the forwards before
-its first backward (with gradient accumulation: the first micro-batch), those in eval mode from
-the first eval pass of each step, which ends with `StepRecord(step, "eval")`; eval passes never
-advance the step. A module called several times records each call with its index
+"eval" under `torch.no_grad()` or `torch.inference_mode()`, and "train" when gradients are
+enabled and its outermost module is in training mode: the two never share a series. A pass with
+gradients enabled in eval mode is undecided until a backward fills a parameter's gradient or the
+optimizer steps (then it was training: fine-tuning with frozen BatchNorm and dropout), or until
+the next pass starts or the recorder closes (then it was evaluation); its records wait until
+then. So a saliency map made with `.backward()` counts as training (it fills the parameters'
+gradients, as training does), one made with `torch.autograd.grad(out, inputs)` (as Captum does)
+or on frozen parameters as evaluation; an eval-mode step whose loss needs two forwards before
+its backward counts the first as evaluation. Activations of a training step are taken from the
+forwards before its first backward (with gradient accumulation: the first micro-batch), those in
+eval mode from the first eval pass of each step, which ends with `StepRecord(step, "eval")`; eval
+passes never advance the step. A module called several times records each call with its index
 (`SeriesKey.call`), counted per step (per pass in eval mode).
 
 GradScaler. A step the scaler skips (Inf/NaN gradients: it never calls `optimizer.step()` and
@@ -110,6 +117,22 @@ class _Pass:
     gradients: bool
     calls: dict[str, int]  # next call index per layer
     probe: bool = False  # only look for the first NaN/Inf (a training step not captured)
+    undecided: _Undecided | None = None  # gradients on in eval mode: train or eval, see later
+
+
+@dataclass
+class _Undecided:
+    """A pass with gradients on in eval mode, until it turns out to be training or evaluation.
+
+    It captures what either would record; its records are held here until it is decided.
+    """
+
+    train: bool  # its activations are due as a training step's
+    train_histograms: bool
+    eval: bool  # it would be the step's recorded eval pass
+    calls: dict[str, int]
+    held: list[_Pending] = field(default_factory=list)
+    decided: str = ""  # "train" or "eval" once known
 
 
 @dataclass
@@ -132,12 +155,15 @@ class _GradHook:
     key: SeriesKey
     step: int
     histograms: bool
+    undecided: _Undecided | None
     fired: bool = False
 
     def __call__(self, grad: torch.Tensor) -> None:
         if not self.fired:
             self.fired = True
-            self.capture.on_activation_grad(self.key, self.step, self.histograms, grad)
+            self.capture.on_activation_grad(
+                self.key, self.step, self.histograms, grad, self.undecided
+            )
 
 
 @dataclass(frozen=True)
@@ -285,6 +311,7 @@ class Recorder:
         """Removes every hook; idempotent. A step the GradScaler skipped last is recorded first."""
         if not self._capture.closed:
             self._capture.check_skipped()
+            self._capture.decide(train=False)  # no backward followed the last pass
             self._capture.flush()  # a step cut short: what it captured so far
         self._finalizer()
 
@@ -352,6 +379,7 @@ class _Capture:
         self._snapshot: _Snapshot | None = None
         self._stack: list[_Frame] = []
         self._pass: _Pass | None = None
+        self._undecided: _Undecided | None = None
         self._train_calls: dict[str, int] = {}
         self._eval_done = False
         self._backward_seen = False
@@ -444,8 +472,11 @@ class _Capture:
     def _start_pass(self, module: nn.Module) -> None:
         if self._stepping != "manual":
             self.check_skipped()
-        train = torch.is_grad_enabled() and module.training
-        if train:
+        self.decide(train=False)  # no backward followed the previous pass
+        grad = torch.is_grad_enabled()  # False under inference_mode too
+        if grad and not module.training:
+            self._start_undecided()
+        elif grad:
             wanted = self.kinds & {"activation", "activation_grad"}
             due = self.step % self.periods.activations == 0 and not self._backward_seen
             self._pass = None
@@ -465,6 +496,53 @@ class _Capture:
             self._pass = _Pass("eval", self.step, True, True, False, {})
         else:
             self._pass = None
+
+    def _start_undecided(self) -> None:
+        forward_kinds = self.kinds & {"activation", "activation_grad"}
+        train = bool(forward_kinds) and self.step % self.periods.activations == 0
+        train = train and not self._backward_seen
+        evaluate = "activation" in self.kinds and not self._eval_done
+        if not (train or evaluate):
+            self._pass = None
+            if "activation" in self.kinds and not self._outputs_went_bad:
+                self._pass = _Pass("train", self.step, True, False, False, self._train_calls, True)
+            return
+        histograms = self.step % self.periods.histograms == 0
+        calls = dict(self._train_calls)
+        self._undecided = _Undecided(train, histograms, evaluate, calls)
+        self._pass = _Pass(
+            mode="train",
+            step=self.step,
+            histograms=histograms or evaluate,
+            activations="activation" in self.kinds,
+            gradients=train and "activation_grad" in self.kinds,
+            calls=calls,
+            undecided=self._undecided,
+        )
+
+    def decide(self, train: bool) -> None:
+        """Settles the undecided pass, if any: its held records become training ones, or eval
+        ones (the step's eval pass when it is the first), and what neither wants is dropped."""
+        with self._lock:
+            undecided, self._undecided = self._undecided, None
+            if undecided is None:
+                return
+            undecided.decided = "train" if train else "eval"
+            for p in undecided.held:
+                activation = p.keys[0].kind == "activation"
+                if train and (undecided.train or not activation):
+                    histograms = p.histograms and undecided.train_histograms
+                    self._pending.append(replace(p, histograms=histograms))
+                elif not train and undecided.eval and activation:
+                    keys = [replace(key, mode="eval") for key in p.keys]
+                    self._pending.append(replace(p, keys=keys))
+            if train and undecided.train:
+                self._train_calls = undecided.calls
+        if not train and undecided.eval:
+            self._eval_done = True
+            self.flush()
+            with self._lock:
+                self.sink.end_step(StepRecord(self.step, "eval", wall_time=time.time()))
 
     def _end_pass(self) -> None:
         current, self._pass = self._pass, None
@@ -489,11 +567,13 @@ class _Capture:
         if current.activations:
             self._record_activations(module, call, leaves, current)
         if current.gradients:
+            undecided = current.undecided  # its gradients can only be a training step's
+            histograms = current.histograms if undecided is None else undecided.train_histograms
             for path, tensor in leaves:
                 # Not on leaves: a hook on a parameter or an input would stay there for good.
                 if tensor.requires_grad and tensor.grad_fn is not None:
                     key = SeriesKey(name, "activation_grad", path, call, current.mode)
-                    hook = _GradHook(self, key, current.step, current.histograms)
+                    hook = _GradHook(self, key, current.step, histograms, undecided)
                     tensor.register_hook(hook)  # type: ignore[no-untyped-call]
 
     def _probe_outputs(
@@ -539,16 +619,31 @@ class _Capture:
                     extras.append(value)
         keys = [SeriesKey(name, "activation", path, call, current.mode) for path, _ in leaves]
         dtypes = [_dtype_name(t) for t in tensors]
-        self._add(current.step, keys, tensors, dtypes, current.histograms, extras, slots)
+        self._add(
+            current.step,
+            keys,
+            tensors,
+            dtypes,
+            current.histograms,
+            extras,
+            slots,
+            current.undecided,
+        )
 
     def on_activation_grad(
-        self, key: SeriesKey, step: int, histograms: bool, grad: torch.Tensor
+        self,
+        key: SeriesKey,
+        step: int,
+        histograms: bool,
+        grad: torch.Tensor,
+        undecided: _Undecided | None,
     ) -> None:
-        if self.closed:
-            return
+        if self.closed or (undecided is not None and undecided.decided == "eval"):
+            return  # an evaluation pass records no gradients
 
         def record() -> None:
-            self._add(step, [key], [self._unscaled(grad)], [_dtype_name(grad)], histograms)
+            tensors = [self._unscaled(grad)]
+            self._add(step, [key], tensors, [_dtype_name(grad)], histograms, None, None, undecided)
 
         self._guarded(f"activation gradients of {key.layer or 'the model'}", record)
 
@@ -560,6 +655,8 @@ class _Capture:
         return grad
 
     def _on_grad_accumulated(self, param: torch.Tensor) -> None:
+        if self._undecided is not None and not self.closed:
+            self.decide(train=True)  # a backward into the parameters: training, in eval mode
         if not self.closed and not self._backward_seen:
             self._backward_seen = True
             if self.scaler is not None:
@@ -575,6 +672,7 @@ class _Capture:
         if not self._owns_any(optimizer):
             return
         owned = self._owned(optimizer)
+        self.decide(train=True)
         self._stepping = "optimizer"
         self._in_step = optimizer
         step = self.step
@@ -614,6 +712,7 @@ class _Capture:
                 "without a torch optimizer"
             )
         self._stepping = "manual"
+        self.decide(train=True)
         step = self.step
         reason = self._skip_reason()
         self._guarded("gradients", lambda: self._record_grads(self.params, step))
@@ -716,24 +815,30 @@ class _Capture:
         histograms: bool,
         extras: list[torch.Tensor] | None = None,
         slots: list[tuple[int, int, int]] | None = None,
+        undecided: _Undecided | None = None,
     ) -> None:
         """Reduces `tensors` now; their records are emitted by the next `flush`.
 
         `slots` place `extras` in the diagnostics: (tensor, column, extra); the ratio column
-        divides the tensor's L2 norm by its extra.
+        divides the tensor's L2 norm by its extra. Records of an `undecided` pass wait in it
+        until it is decided.
         """
         with self._lock:
+            if undecided is not None and undecided.decided == "eval":
+                return
             first, first_extra = self.batch.add(tensors, histograms=histograms, extras=extras or ())
-            self._pending.append(
-                _Pending(
-                    step,
-                    keys,
-                    dtypes,
-                    histograms,
-                    first,
-                    [(row, column, first_extra + extra) for row, column, extra in slots or []],
-                )
+            pending = _Pending(
+                step,
+                keys,
+                dtypes,
+                histograms,
+                first,
+                [(row, column, first_extra + extra) for row, column, extra in slots or []],
             )
+            if undecided is not None and not undecided.decided:
+                undecided.held.append(pending)
+            else:
+                self._pending.append(pending)
 
     def flush(self) -> None:
         """Finishes the step's batch (one host copy per device) and emits its records."""

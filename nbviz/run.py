@@ -64,11 +64,18 @@ class StatSeries:
 class HistSeries:
     """Histograms of one series, ascending by step.
 
-    Bin i of row k covers [lo[k] + i*width[k], lo[k] + (i+1)*width[k]).
+    Bin i of row k covers [lo[k] + i*width[k], lo[k] + (i+1)*width[k]). A recorded histogram
+    covers one step (steps == step_hi, count 1); one merged by retention holds the summed counts
+    of the `count` records of steps [steps, step_hi] that have no row of their own (the first,
+    latest and anomalous steps keep theirs), so the counts of all rows add up to those of every
+    record.
     """
 
     key: SeriesKey
     steps: NDArray[np.int64]
+    """The first step of each row (its step_lo)."""
+    step_hi: NDArray[np.int64]
+    count: NDArray[np.int64]
     lo: NDArray[np.float64]
     width: NDArray[np.float64]
     counts: NDArray[np.float64]  # [n, HIST_BINS]
@@ -105,6 +112,9 @@ class Run:
         self._series: dict[SeriesKey, tuple[int, str]] = {}
         meta: dict[str, str] = self._read(lambda c: check_meta(c, self._label))
         self._revision = meta.get("revision", "")
+        columns = {r[1] for r in self._fetch("PRAGMA table_info(hists)")}
+        # Version 1 stored no merged histograms: each row is one record.
+        self._hist_extent = "span, count" if "span" in columns else "0, 1"
         self._load_series()
 
     @classmethod
@@ -240,12 +250,17 @@ class Run:
         """Histograms of one series, ascending by step."""
         key, (sid, _) = self._resolve(layer, kind, tensor, call, mode)
         rows = self._fetch(
-            "SELECT step, lo, width, sample, counts FROM hists WHERE series = ? ORDER BY step", sid
+            f"SELECT step, lo, width, sample, counts, {self._hist_extent} FROM hists "
+            "WHERE series = ? ORDER BY step",
+            sid,
         )
         counts = self._decode(decode_counts, [r[4] for r in rows]) if rows else None
+        steps = _ints(rows, 0)
         return HistSeries(
             key=key,
-            steps=np.array([r[0] for r in rows], dtype=np.int64),
+            steps=steps,
+            step_hi=steps + _ints(rows, 5),
+            count=_ints(rows, 6),
             lo=np.array([r[1] for r in rows], dtype=np.float64),  # NULL reads as NaN
             width=np.array([r[2] for r in rows], dtype=np.float64),
             counts=np.zeros((0, HIST_BINS)) if counts is None else counts,

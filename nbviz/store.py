@@ -4,7 +4,7 @@
 append to a queue; a daemon thread encodes, writes and thins. `nbviz.run.Run` reads the result,
 also from another process while this one is still writing.
 
-File format (`meta.schema_version` = 1; `_runfile.SCHEMA`), SQLite in WAL mode:
+File format (`meta.schema_version` = 2; `_runfile.SCHEMA`), SQLite in WAL mode:
 
     meta(key, value)          format = "nbviz-run", schema_version, created, state ("open" or
                               "closed"), writer (host:pid), revision (bumped by every commit),
@@ -15,8 +15,12 @@ File format (`meta.schema_version` = 1; `_runfile.SCHEMA`), SQLite in WAL mode:
         One row per record, or per envelope of `count` records merged by retention that covers
         steps [step, step + span]. vals: the mean of each RECORD_FIELDS over the merged records;
         lo, hi: their min and max (NULL for a raw record, where they equal vals).
-    hists(series, step, lo, width, sample, anomaly, counts)
-        lo, width: the grid (NULL when NaN); anomaly: the record had NaN or Inf values.
+    hists(series, step, lo, width, sample, anomaly, counts, span, count)
+        One row per record, or per histogram of `count` records merged by retention: the
+        records of steps [step, step + span] that have no row of their own (first, latest and
+        anomalous steps keep theirs). lo, width: the grid (NULL when NaN); sample and counts add
+        up over the merged records; anomaly: a merged record had NaN or Inf values. Version 1
+        had no span and count: appending to such a file adds them (0 and 1).
     steps(mode, step, last, stride, skipped, reason, wall_first, wall_last)
         Runs of steps step, step + stride, ..., last; a skipped step is a row of its own.
     anomalies(id, step, phase, series, nan, posinf, neginf, detail)
@@ -62,12 +66,14 @@ from typing import TYPE_CHECKING, Final, TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
-from ._encoding import NFIELDS, decode_stats, encode_counts, encode_stats
+from ._encoding import NFIELDS, decode_counts, decode_stats, encode_counts, encode_stats
+from ._merge import merge_binned
 from ._protocol import HIST_BINS, STAT_FIELDS
 from ._runfile import (
     FORMAT,
     SCHEMA,
     SCHEMA_VERSION,
+    UPGRADE_FROM_1,
     check_meta,
     connect_label,
     open_file,
@@ -95,9 +101,11 @@ class Retention:
 
     Statistics beyond `stats_per_series` are merged into envelopes (min, max and mean of each
     field over a step range), older ones first; the first `keep_first` records and the latest stay
-    raw. Histograms beyond `hists_per_series` are dropped the same way, except the first
-    `keep_first`, the latest, and those with NaN/Inf (up to half the budget of them). A series is
-    thinned back to its budget once it is 10% over, so between thinnings it holds up to 10% more.
+    raw. Histograms beyond `hists_per_series` are merged the same way (their counts add up on a
+    grid that holds every merged bin), except the first `keep_first`, the latest, and those with
+    NaN/Inf (up to half the budget of them), which stay as recorded. Nothing is dropped: a
+    series' histogram counts always add up to those of every record. A series is thinned back to
+    its budget once it is 10% over, so between thinnings it holds up to 10% more.
     """
 
     stats_per_series: int = 5_000
@@ -603,7 +611,10 @@ class _Worker:
         self.stat_rows[sid] = len(steps) - len(rows) + len(envelopes)
 
     def _thin_histograms(self, sid: int, new: list[_HistRow]) -> None:
-        """Store the series' `new` histograms, dropping unprotected older ones to fit the budget."""
+        """Store the series' `new` histograms, merging unprotected older ones to fit the budget.
+
+        As in `_thin_stats`, only the groups that merge are read and rewritten.
+        """
         rows, new = self._stored_before(sid, new, "hists", "step, anomaly", _INSERT_HIST)
         stored = rows[:, 0]
         steps = np.r_[stored, np.array([r[1] for r in new], dtype=np.int64)]
@@ -614,17 +625,33 @@ class _Worker:
         protected |= anomaly & (np.cumsum(anomaly) <= budget // 2)
         middle = np.flatnonzero(~protected)
         starts = plan_groups(steps[middle], budget - int(protected.sum()))
-        drop = np.zeros(len(steps), dtype=bool)
-        drop[middle] = True
-        drop[middle[starts]] = False
+        sizes = np.diff(np.r_[starts, len(middle)])
+        group = np.full(len(steps), -1)
+        group[middle] = np.repeat(np.arange(len(starts)), sizes)
+        merged = np.zeros(len(steps), dtype=bool)
+        merged[middle] = np.repeat(sizes > 1, sizes)
+        ranges = _step_ranges(stored, merged[: len(stored)])
+        old: list[_StoredHist] = []
+        for lo, hi in ranges:
+            old += self.conn.execute(
+                "SELECT step, span, count, lo, width, sample, anomaly, counts FROM hists "
+                "WHERE series = ? AND step BETWEEN ? AND ? ORDER BY step",
+                (sid, lo, hi),
+            ).fetchall()
+        fresh = merged[len(stored) :]
+        old += [(r[1], 0, 1, *r[2:]) for r, m in zip(new, fresh, strict=True) if m]
+        combined = merge_hist_rows(old, group[merged])
         self.conn.executemany(
             "DELETE FROM hists WHERE series = ? AND step BETWEEN ? AND ?",
-            ((sid, lo, hi) for lo, hi in _step_ranges(stored, drop[: len(stored)])),
+            ((sid, lo, hi) for lo, hi in ranges),
         )
         self.conn.executemany(
-            _INSERT_HIST, (r for r, d in zip(new, drop[len(stored) :], strict=True) if not d)
+            "INSERT INTO hists(series, step, span, count, lo, width, sample, anomaly, counts) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            ((sid, step, *rest) for step, *rest in combined),
         )
-        self.hist_rows[sid] = len(steps) - int(drop.sum())
+        self.conn.executemany(_INSERT_HIST, (r for r, m in zip(new, fresh, strict=True) if not m))
+        self.hist_rows[sid] = len(steps) - int(merged.sum()) + len(combined)
 
     def _stored_before(
         self, sid: int, new: list[_Row], table: str, columns: str, insert: str
@@ -650,7 +677,9 @@ _StatRow = tuple[int, int, bytes]  # series, step, vals
 _HistRow = tuple[int, int, float, float, int, bool, bytes]
 _Row = TypeVar("_Row", _StatRow, _HistRow)
 _INSERT_STAT: Final = "INSERT OR REPLACE INTO stats VALUES (?, ?, 0, 1, ?, NULL, NULL)"
-_INSERT_HIST: Final = "INSERT OR REPLACE INTO hists VALUES (?, ?, ?, ?, ?, ?, ?)"
+_INSERT_HIST: Final = "INSERT OR REPLACE INTO hists VALUES (?, ?, ?, ?, ?, ?, ?, 0, 1)"
+# step, span, count, lo, width, sample, anomaly, counts
+_StoredHist = tuple[int, int, int, float | None, float | None, int, int, bytes]
 
 
 def _split_heavy(
@@ -724,6 +753,38 @@ def merge_envelopes(
             encode_stats(mean),
             encode_stats(np.fmin.reduceat(low, starts, axis=0)),
             encode_stats(np.fmax.reduceat(high, starts, axis=0)),
+            strict=True,
+        )
+    )
+
+
+def merge_hist_rows(rows: Sequence[_StoredHist], group: NDArray[np.intp]) -> list[_StoredHist]:
+    """Merge hists rows (step, span, count, lo, width, sample, anomaly, counts) by `group`
+    (ascending, one per row): counts and samples add up on a grid that holds them all
+    (`merge_binned`), the step range and record count cover every merged row."""
+    if not rows:
+        return []
+    step, span, count, lo, width, sample, anomaly, blobs = zip(*rows, strict=True)
+    first = np.asarray(step, dtype=np.int64)
+    ends = first + np.asarray(span, dtype=np.int64)
+    starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
+    last = np.r_[starts[1:], len(rows)] - 1
+    grid_lo, grid_width, counts = merge_binned(
+        np.array(lo, dtype=np.float64),  # NULL (no finite value) reads as NaN
+        np.array(width, dtype=np.float64),
+        decode_counts(blobs),
+        starts,
+    )
+    return list(
+        zip(
+            first[starts].tolist(),
+            (ends[last] - first[starts]).tolist(),
+            np.add.reduceat(np.asarray(count, dtype=np.int64), starts).tolist(),
+            grid_lo.tolist(),
+            grid_width.tolist(),
+            np.add.reduceat(np.asarray(sample, dtype=np.int64), starts).tolist(),
+            np.maximum.reduceat(np.asarray(anomaly, dtype=np.int64), starts).tolist(),
+            encode_counts(counts),
             strict=True,
         )
     )
@@ -985,7 +1046,14 @@ def _prepare(
             base = {"format": FORMAT, "schema_version": str(SCHEMA_VERSION), "created": created}
             conn.executemany("INSERT INTO meta VALUES (?, ?)", base.items())
         else:
-            _check_no_other_writer(check_meta(conn, label), label)
+            existing = check_meta(conn, label)
+            _check_no_other_writer(existing, label)
+            if existing["schema_version"] == "1":
+                for statement in UPGRADE_FROM_1:
+                    conn.execute(statement)
+                conn.execute(
+                    "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),)
+                )
         state = [("state", "open"), ("writer", _writer_id())]
         conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", [*meta.items(), *state])
         if layers:

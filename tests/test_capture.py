@@ -576,6 +576,100 @@ def test_eval_forwards_are_kept_apart_and_do_not_advance_steps() -> None:
     assert model.training
 
 
+def test_fine_tuning_in_eval_mode_records_training_steps() -> None:
+    """model.eval() freezes dropout and BatchNorm, but a forward whose backward fills the
+    parameters' gradients and an optimizer step is training; validation under no_grad stays
+    eval."""
+    model = mlp().eval()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    sink = ListSink()
+    recorder = Recorder(model, sink, optimizer=optimizer, **EVERYTHING)
+    first = linear(model, "0")
+    generator = torch.Generator().manual_seed(1)
+    for step in range(3):
+        x = torch.randn(5, 4, generator=generator)
+        expected = numpy_of(nn.functional.linear(x, first.weight, first.bias))
+        out = model(x)
+        out.retain_grad()
+        out.square().sum().backward()
+        grad = first.weight.grad
+        assert grad is not None
+        assert out.grad is not None
+        expected_grad, expected_out_grad = numpy_of(grad), numpy_of(out.grad)
+        optimizer.step()
+        optimizer.zero_grad()
+        assert_record(sink.get("activation", "0", step=step), expected)
+        assert_record(sink.get("activation_grad", "", step=step), expected_out_grad)
+        assert_record(sink.get("grad", "0", "weight", step=step), expected_grad)
+        with torch.no_grad():
+            held_out = torch.randn(3, 4, generator=generator)
+            expected_eval = numpy_of(nn.functional.linear(held_out, first.weight, first.bias))
+            model(held_out)
+        assert_record(sink.get("activation", "0", step=step + 1, mode="eval"), expected_eval)
+    recorder.close()
+    assert [s.step for s in sink.train_steps()] == [0, 1, 2]
+    assert [s.step for s in sink.steps if s.mode == "eval"] == [1, 2, 3]
+    assert {r.key.kind for r in sink.records if r.key.mode == "eval"} == {"activation"}
+    assert not model.training
+
+
+def test_eval_mode_training_steps_take_histograms_at_the_training_period() -> None:
+    model = mlp().eval()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    sink = ListSink()
+    options = {**EVERYTHING, "histograms_every": 2}
+    with Recorder(model, sink, optimizer=optimizer, **options):
+        for _ in range(2):
+            model(torch.randn(5, 4)).sum().backward()
+            optimizer.step()
+            optimizer.zero_grad()
+    forward = [r for r in sink.records if r.key.kind in ("activation", "activation_grad")]
+    assert {r.key.mode for r in forward} == {"train"}
+    assert {r.step for r in forward} == {0, 1}
+    assert all((r.histogram is not None) == (r.step == 0) for r in forward)
+
+
+def test_an_eval_mode_forward_with_gradients_but_no_backward_is_eval() -> None:
+    """A saliency map through torch.autograd.grad (no parameter gradient, no step) is
+    evaluation: the first such forward of a step is the step's eval pass, with no gradients."""
+    model = mlp().eval()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    sink = ListSink()
+    recorder = Recorder(model, sink, optimizer=optimizer, **EVERYTHING)
+    first = linear(model, "0")
+    x = torch.randn(5, 4, requires_grad=True)
+    expected = numpy_of(nn.functional.linear(x, first.weight, first.bias))
+    (saliency,) = torch.autograd.grad(model(x).sum(), x)
+    assert saliency.shape == x.shape
+    model(torch.randn(2, 4))  # a second one in the same step: not recorded
+    assert all(p.grad is None for p in model.parameters())
+    recorder.close()
+    assert {(r.step, r.key.mode, r.key.call, r.key.kind) for r in sink.records} == {
+        (0, "eval", 0, "activation")
+    }
+    assert len(sink.records) == len(recorder.watched_modules)
+    assert_record(sink.get("activation", "0", step=0, mode="eval"), expected)
+    assert [(s.step, s.mode) for s in sink.steps] == [(0, "eval")]
+
+
+def test_a_backward_into_the_parameters_makes_an_eval_mode_forward_training() -> None:
+    """A saliency map through .backward() fills the parameters' gradients as training does, so
+    it is recorded as the step's training forward, gradients of activations included."""
+    model = mlp().eval()
+    sink = ListSink()
+    recorder = Recorder(model, sink, **EVERYTHING)
+    x = torch.randn(5, 4)
+    out = model(x)
+    out.retain_grad()
+    out.sum().backward()
+    assert out.grad is not None
+    recorder.step()
+    recorder.close()
+    assert {r.key.mode for r in sink.records} == {"train"}
+    assert_record(sink.get("activation_grad", "", step=0), numpy_of(out.grad))
+    assert [(s.step, s.mode) for s in sink.steps] == [(0, "train")]
+
+
 def test_manual_steps_without_an_optimizer() -> None:
     model = mlp()
     sink = ListSink()

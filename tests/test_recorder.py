@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pathlib
+import sqlite3
 
 import numpy as np
 import pytest
@@ -109,3 +110,47 @@ def test_histograms_are_exact_on_request(sample: int | None, expected: int) -> N
 def test_histogram_sample_must_be_positive() -> None:
     with pytest.raises(ValueError, match="histogram_sample must be at least 1"):
         nbviz.watch(demo_model(), histogram_sample=0)
+
+
+def test_retention_merges_histograms_of_a_long_run_exactly(tmp_path: pathlib.Path) -> None:
+    """Past its budget a series' histograms are merged, not dropped: each row's counts are numpy's
+    histogram, on that row's grid, of every gradient it covers; the first and latest stay exact."""
+    torch.manual_seed(0)
+    layer = nn.Linear(16, 8)
+    model = nn.Sequential(layer)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    steps, budget, keep = 300, 12, 2
+    retention = nbviz.Retention(stats_per_series=20, hists_per_series=budget, keep_first=keep)
+    grads = []
+    path = tmp_path / "long.nbviz"
+    with nbviz.watch(
+        model, path, optimizer=optimizer, every=1, histograms_every=1, retention=retention
+    ):
+        for step in range(steps):
+            x = torch.randn(4, 16) * (1 + step / 50)  # widening gradients: grids change
+            loss = model(x).square().mean()
+            optimizer.zero_grad()
+            loss.backward()
+            assert layer.weight.grad is not None
+            grads.append(layer.weight.grad.numpy().astype(np.float64).ravel())
+            optimizer.step()
+    with nbviz.open(path) as run:
+        h = run.histograms("0", "grad", "weight")
+    conn = sqlite3.connect(path)
+    (most,) = conn.execute("SELECT max(n) FROM (SELECT count(*) n FROM hists GROUP BY series)")
+    conn.close()
+    assert most[0] <= budget + 1  # thinned back to the budget once 10% (here 1 row) over
+    assert h.count.sum() == steps
+    assert all(np.isfinite(g).all() for g in grads)
+    assert h.counts.sum() == steps * grads[0].size  # 128 elements: exact histograms
+    own = set(h.steps[h.count == 1].tolist())
+    assert {0, keep - 1, steps - 1} <= own
+    assert (h.count > 1).sum() > 0
+    for k in range(len(h)):
+        first, last = int(h.steps[k]), int(h.step_hi[k])
+        covered = [s for s in range(first, last + 1) if s not in own or s == first]
+        assert len(covered) == h.count[k]
+        data = np.concatenate([grads[s] for s in covered])
+        expected, _ = np.histogram(data, bins=h.edges[k])
+        np.testing.assert_array_equal(h.counts[k], expected)
+        assert np.log2(h.width[k]).is_integer()

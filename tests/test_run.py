@@ -409,7 +409,7 @@ def test_a_newer_schema(tmp_path: Path) -> None:
     conn.execute("UPDATE meta SET value = '7' WHERE key = 'schema_version'")
     conn.commit()
     conn.close()
-    with pytest.raises(ValueError, match=r"schema version 7.*reads version 1.*upgrade nbviz"):
+    with pytest.raises(ValueError, match=r"schema version 7.*reads version 2.*upgrade nbviz"):
         Run.open(path)
 
 

@@ -18,12 +18,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from numpy.typing import NDArray
 
+from nbviz import stats
 from nbviz._encoding import decode_counts, decode_stats, encode_counts, encode_stats
+from nbviz._merge import merge_binned
 from nbviz._protocol import HIST_BINS
 from nbviz.records import RECORD_FIELDS, Anomaly, SeriesKey, StatRecord, StepRecord
 from nbviz.run import Run
@@ -256,7 +259,7 @@ def test_close_checkpoints_the_wal(tmp_path: Path) -> None:
     meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
     conn.close()
     assert meta["format"] == "nbviz-run"
-    assert meta["schema_version"] == "1"
+    assert meta["schema_version"] == "2"
     assert meta["state"] == "closed"
 
 
@@ -422,6 +425,23 @@ def test_a_million_steps_stay_within_budget(tmp_path: Path) -> None:
     np.testing.assert_array_equal(hs.steps[:keep], np.arange(keep))
     assert hs.steps[-1] == n - 1
     assert set(anomalous) <= set(hs.steps.tolist())
+    # Histograms are merged, never dropped: every record is in exactly one row, whose counts are
+    # the sum of those it merged. All records have the same bins here, so a merged grid keeps the
+    # width and starts at the first occupied bin.
+    assert hs.count.sum() == n
+    raw = hs.count == 1
+    np.testing.assert_array_equal(hs.steps[raw], hs.step_hi[raw])
+    assert {0, keep - 1, *anomalous, n - 1} <= set(hs.steps[raw].tolist())
+    np.testing.assert_array_equal(hs.counts[raw], np.tile(h.counts, (raw.sum(), 1)))
+    first = int(np.flatnonzero(h.counts)[0])
+    shifted = np.r_[h.counts[first:], np.zeros(first)]
+    np.testing.assert_array_equal(hs.counts[~raw], hs.count[~raw, None] * shifted[None])
+    np.testing.assert_array_equal(hs.lo[~raw], h.lo + first * h.width)
+    np.testing.assert_array_equal(hs.width, np.full(len(hs), h.width))
+    np.testing.assert_array_equal(hs.sample, hs.count * h.sample)
+    # Merged rows cover consecutive step ranges, apart from the anomalous rows inside them.
+    merged = ~np.isin(hs.steps, anomalous)
+    np.testing.assert_array_equal(hs.steps[merged][1:], hs.step_hi[merged][:-1] + 1)
     # The spike survives as the max of the envelope that holds it.
     row = int(np.searchsorted(s.step_lo, spike, side="right")) - 1
     assert s.count[row] > 1
@@ -451,6 +471,46 @@ def test_anomalous_histograms_are_kept_up_to_half_the_budget(tmp_path: Path) -> 
     assert len(steps) <= 100
     assert set(range(1000, 1050)) <= set(steps.tolist())  # the onset and what followed
     assert {0, 1, 2, 3, 1999} <= set(steps.tolist())
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 200), st.floats(-30, 30), st.floats(-3, 3)), min_size=1, max_size=6
+    ),
+    st.integers(0, 2**31),
+)
+def test_merged_histograms_are_numpys_histogram_of_the_union(
+    parts: list[tuple[int, float, float]], seed: int
+) -> None:
+    """Tensors of any spread (or empty, or constant) histogrammed apart, then merged: the counts
+    are numpy's histogram of all their values on the merged grid, which has aligned power-of-two
+    bins."""
+    rng = np.random.default_rng(seed)
+    data = [
+        (rng.standard_normal(n) * 10.0**scale + shift).astype(np.float32)
+        if n % 7
+        else np.full(n, np.float32(shift))
+        for n, shift, scale in parts
+    ]
+    hists = [stats.histogram(torch.from_numpy(d), exact=True) for d in data]
+    lo, width, counts = merge_binned(
+        np.array([h.lo for h in hists]),
+        np.array([h.width for h in hists]),
+        np.array([h.counts for h in hists]),
+        np.array([0]),
+    )
+    union = np.concatenate(data).astype(np.float64)
+    assert counts.sum() == union.size
+    if not union.size:
+        assert np.isnan(lo[0])
+        return
+    assert np.log2(width[0]).is_integer()
+    assert lo[0] % width[0] == 0
+    edges = lo[0] + width[0] * np.arange(HIST_BINS + 1)
+    assert edges[0] <= union.min()
+    assert union.max() < edges[-1]
+    np.testing.assert_array_equal(counts[0], np.histogram(union, edges)[0])
 
 
 def test_retention_rejects_budgets_without_room() -> None:
@@ -509,11 +569,35 @@ def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "run.nbviz"
     write_small_run(path, steps=3)
     conn = sqlite3.connect(path)
-    conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    conn.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
     conn.commit()
     conn.close()
-    with pytest.raises(ValueError, match=r"newer nbviz \(run schema version 2.*upgrade nbviz"):
+    with pytest.raises(ValueError, match=r"newer nbviz \(run schema version 3.*upgrade nbviz"):
         RunWriter(path)
+
+
+def test_a_version_1_run_is_read_and_upgraded_when_appended_to(tmp_path: Path) -> None:
+    path = tmp_path / "run.nbviz"
+    write_small_run(path, steps=3)
+    conn = sqlite3.connect(path)  # what version 1 wrote: no span or count in hists
+    conn.execute("ALTER TABLE hists DROP COLUMN span")
+    conn.execute("ALTER TABLE hists DROP COLUMN count")
+    conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    conn.commit()
+    conn.close()
+    with Run.open(path) as run:
+        old = run.histograms("fc", "weight")
+    assert old.steps.tolist() == old.step_hi.tolist() == [0, 1, 2]
+    assert old.count.tolist() == [1, 1, 1]
+    with RunWriter(path) as w:
+        w.add([StatRecord(3, KEY, stats_rows(1)[0], hist(3))])
+        w.end_step(StepRecord(3))
+    with Run.open(path) as run:
+        assert run.meta["schema_version"] == "2"
+        h = run.histograms("fc", "weight")
+    assert h.steps.tolist() == [0, 1, 2, 3]
+    assert h.count.tolist() == [1, 1, 1, 1]
+    np.testing.assert_array_equal(h.counts[3], hist(3).counts)
 
 
 def test_a_path_under_a_file_is_an_os_error(tmp_path: Path) -> None:
