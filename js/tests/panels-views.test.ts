@@ -3,6 +3,7 @@ import { createAnomalyBanner } from "../src/panels/banner";
 import { createDistribution } from "../src/panels/distribution";
 import { createGradientFlow } from "../src/panels/gradflow";
 import { createHistogramPanel } from "../src/panels/histpanel";
+import { FIELD_INDEX, NFIELDS } from "../src/panels/source";
 import { loadHistograms, syntheticRun } from "./fakesource";
 
 const EVIL = "<img src=x onerror=alert(1)>";
@@ -150,6 +151,45 @@ describe("createGradientFlow", () => {
     expect(view.el.querySelector(".nbviz-legend")?.getAttribute("data-metric")).toBe(
       "dead_fraction",
     );
+    view.destroy();
+  });
+
+  it("lists each layer's gradient norm at the step in its hidden table", () => {
+    const source = syntheticRun({ layers: 3, steps: 10 });
+    const view = createGradientFlow({
+      source,
+      step: 4,
+      metric: "grad_norm",
+      selected: null,
+      layers: null,
+    });
+    // Reference: the L2 of the layer's grad series rows at step 4, combined over its tensors.
+    const expected = (step: number): Map<string, number> => {
+      const sums = new Map<string, number>();
+      for (const info of source.series) {
+        if (info.kind !== "grad") continue;
+        const rows = source.stats[info.id];
+        const at = rows ? rows.step.indexOf(step) : -1;
+        if (!rows || at < 0) continue;
+        const l2 = rows.values[at * NFIELDS + FIELD_INDEX.l2] as number;
+        sums.set(info.layer, (sums.get(info.layer) ?? 0) + l2 * l2);
+      }
+      return new Map([...sums].map(([k, v]) => [k, Math.sqrt(v)]));
+    };
+    const shown = (): Map<string, number> =>
+      new Map(
+        [...view.el.querySelectorAll<HTMLElement>("table.nbviz-gf-table tr[data-layer]")].map(
+          (tr) => [tr.dataset.layer ?? "", Number(tr.querySelector("td")?.dataset.value)],
+        ),
+      );
+    const table = view.el.querySelector<HTMLElement>("table.nbviz-gf-table");
+    for (const step of [4, 9]) {
+      view.update({ step });
+      expect(table?.dataset.step).toBe(String(step));
+      const want = expected(step);
+      expect([...shown().keys()]).toEqual([...want.keys()]);
+      for (const [layer, v] of want) expect(shown().get(layer)).toBeCloseTo(v, 5);
+    }
     view.destroy();
   });
 });
