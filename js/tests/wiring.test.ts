@@ -5,20 +5,19 @@
 
 import type { AnyModel, RenderProps } from "@anywidget/types";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { PROTOCOL, type ViewTraits } from "../src/protocol";
+import type { ViewTraits } from "../src/protocol";
 import structure from "../src/structure";
 import widget from "../src/widget";
 import {
   FakeModel,
   flush,
-  histWire,
   layer,
-  sampleLayers,
-  sampleTensors,
-  statsWire,
+  nextFrames,
+  runAppend,
+  makeState as sampleState,
+  seriesRow,
 } from "./fixtures";
 import resnet from "./fixtures/resnet.json";
-import { nextFrames, runAppend, seriesRow } from "./runappend";
 
 vi.mock("../src/graph/layout", async (importOriginal) => {
   const actual = await importOriginal<typeof import("../src/graph/layout")>();
@@ -29,31 +28,9 @@ vi.mock("../src/graph/layout", async (importOriginal) => {
 const CONV1 = "features.conv1";
 const CONV2 = "features.conv2";
 
+/** The state model with the first conv layer selected. */
 function makeState(extra: Record<string, unknown> = {}): FakeModel {
-  return new FakeModel({
-    layers: sampleLayers(),
-    tensors: sampleTensors(),
-    stats: statsWire([
-      { numel: 1234, min: -1, max: 1, mean: 0, std: 0.5, zeros: 0, nan: 0, posinf: 0, neginf: 0 },
-      { numel: 0, zeros: 0, nan: 0, posinf: 0, neginf: 0 },
-      { numel: 166, min: 0, max: 1, mean: 0.5, std: 0.2, zeros: 0, nan: 0, posinf: 0, neginf: 0 },
-      { numel: 100, min: 0, max: 1, mean: 0.5, std: 0.2, zeros: 0, nan: 0, posinf: 0, neginf: 0 },
-    ]),
-    hist: histWire([
-      { counts: [1, 2], lo: -1, width: 2 / 64, sample: 3 },
-      { sample: 0 },
-      { counts: [5], lo: 0, width: 1 / 64, sample: 166 },
-      { counts: [5], lo: 0, width: 1 / 64, sample: 100 },
-    ]),
-    selected: CONV1,
-    step: 0,
-    num_steps: 1,
-    warnings: [],
-    outputs: {},
-    graph: null,
-    protocol_version: PROTOCOL.PROTOCOL_VERSION,
-    ...extra,
-  });
+  return sampleState({ selected: CONV1, num_steps: 1, ...extra });
 }
 
 async function mount(view: string, state: FakeModel) {

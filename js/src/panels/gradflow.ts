@@ -73,6 +73,7 @@ export function createGradientFlow(
   let current: GradientFlowData = { ...data };
   let matrix: Matrix | null = null;
   let matrixKey = "";
+  let matrixThinnings = 0;
   let layers: readonly string[] = [];
   let tableLayers: readonly string[] | null = null;
   const image = heat.ctx ? document.createElement("canvas") : null;
@@ -84,12 +85,15 @@ export function createGradientFlow(
 
   function drawHeat(): void {
     const { source, metric } = current;
-    const key = `${metric}:${source.lastStep()}:${source.series.length}:${source.steps().step.length}`;
+    const key = `${metric}:${source.lastStep()}:${source.series.length}:${source.steps().step.length}:${source.thinnings ?? 0}`;
     const list = layerList();
     if (matrix !== null && key === matrixKey && list.length === layers.length) return;
     layers = list;
     matrixKey = key;
-    matrix = metricMatrix(source, metric, layers, matrix); // new steps only, when it can
+    // New steps only, when it can; rows thinned at old steps: all again.
+    const thinnings = source.thinnings ?? 0;
+    matrix = metricMatrix(source, metric, layers, thinnings === matrixThinnings ? matrix : null);
+    matrixThinnings = thinnings;
     const scale = scaleForRun(source, metric);
     legendBox.replaceChildren(createLegend(scale));
     select.value = metric;
