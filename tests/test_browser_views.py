@@ -98,6 +98,9 @@ def test_flow_view_draws_the_runs_gradient_norms(
     expect(table).to_have_attribute("data-step", "5")
     assert_close(shown_norms(table), python_json(page, "grad_norms(5)"))
     assert marker.get_attribute("style") != marker_before
+    # The arrow keys scrub too (JupyterLab's notebook must not take them).
+    page.locator(".nbviz-slider input.nbviz-range").first.press("ArrowRight")
+    expect(table).to_have_attribute("data-step", "6")
 
     # Hovering a heatmap cell names its layer, step and value; clicking it selects both.
     layers = table.locator("tr[data-layer]").evaluate_all("rows => rows.map(r => r.dataset.layer)")
