@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import http.server
-import json
 import shutil
 import subprocess
 import sys
@@ -79,8 +78,3 @@ def static_page(entry: str, *, files: Iterable[Path] = (), style: str = "") -> I
         finally:
             server.shutdown()
             server.server_close()
-
-
-def js(value: object) -> str:
-    """`value` as a JavaScript literal, for page.evaluate expressions."""
-    return json.dumps(value)
