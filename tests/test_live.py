@@ -284,6 +284,8 @@ def test_rows_thinned_after_they_were_sent_are_sent_again() -> None:
     snap = Browser()
     snap.apply((reply["result"], buffers))
     check_matches_run(snap, w.open_run())
+    with pytest.raises(ValueError, match="'stats' or 'hists', not 'steps'"):
+        w.open_run().row_counts("steps", {})
     w.close()
 
 
