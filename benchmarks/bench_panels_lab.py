@@ -138,12 +138,12 @@ PAGE_BENCH = """
     }, () => shown().step === value);
   }
   let scrub = null;
-  function startScrub() {
+  async function startScrub() {
     const input = range();
     input.value = "0";
     input.dispatchEvent(new Event("input", { bubbles: true }));
-    input.focus();
-    scrub = { inputs: 0, redraws: 0, last: -1, at: 0, latency: [] };
+    await settle();
+    scrub = { inputs: 0, redraws: 0, last: 0, at: 0, latency: [] };
     const label = stats().querySelector(".nbviz-hp-step");
     input.addEventListener("input", () => { scrub.inputs += 1; scrub.at = performance.now(); });
     new MutationObserver(() => {
@@ -288,7 +288,9 @@ def in_lab(page: Page, scratch: Path) -> dict[str, Any]:
         assert "pushes before stop: 0" in output, output
         label = page.locator(".nbviz-step-label").first
         expect(label).to_contain_text(f"of {STEPS})", timeout=CELL_TIMEOUT_MS)
-        expect(page.locator("table.nbviz-gf-table tr[data-layer]")).to_have_count(LAYERS)
+        # The slider counts num_steps at once; the flow view waits for the snapshot.
+        rows_shown = page.locator("table.nbviz-gf-table tr[data-layer]")
+        expect(rows_shown).to_have_count(LAYERS, timeout=CELL_TIMEOUT_MS)
         print(
             f"shown, snapshot of {rows * STAT_ROW_BYTES / 2**20:.0f} MiB applied, in "
             f"{time.monotonic() - start:.1f} s"
