@@ -55,7 +55,7 @@ const SERIES = [
 ];
 
 /** Three train steps of the two layers, as the kernel pushes them while training. */
-function push(state: FakeModel, anomalies = false): void {
+function push(state: FakeModel, anomalies = false, countSteps = true): void {
   const steps = [0, 1, 2];
   const { message, buffers } = runAppend({
     series: SERIES,
@@ -72,12 +72,27 @@ function push(state: FakeModel, anomalies = false): void {
       ? [{ step: 1, phase: "backward", series: 2, nan: 3, posinf: 0, neginf: 0, detail: "" }]
       : [],
   });
-  state.set("num_steps", 3);
+  if (countSteps) state.set("num_steps", 3);
   state.emit("msg:custom", message, buffers);
 }
 
 afterEach(() => {
   document.body.replaceChildren();
+});
+
+describe("step slider on the run store", () => {
+  it("follows steps the store holds before the kernel's num_steps counts them", async () => {
+    const state = makeState();
+    const el = await mount("slider", state);
+    push(state, false, false);
+    await nextFrames();
+    expect(state.get("step")).toBe(2);
+    state.set("num_steps", 3); // arrives later
+    await flush();
+    await nextFrames();
+    expect(state.get("step")).toBe(2);
+    expect(el.querySelector(".nbviz-follow")?.classList.contains("is-on")).toBe(true);
+  });
 });
 
 describe("statistics view on the run store", () => {
