@@ -148,7 +148,7 @@ PAGE_BENCH = """
     input.addEventListener("input", () => { scrub.inputs += 1; scrub.at = performance.now(); });
     new MutationObserver(() => {
       const value = shown().step;
-      if (value === scrub.last) return;
+      if (value === scrub.last || scrub.inputs === 0) return;
       scrub.last = value;
       scrub.redraws += 1;
       scrub.latency.push(performance.now() - scrub.at);
