@@ -80,21 +80,6 @@ afterEach(() => {
   document.body.replaceChildren();
 });
 
-describe("step slider on the run store", () => {
-  it("follows steps the store holds before the kernel's num_steps counts them", async () => {
-    const state = makeState();
-    const el = await mount("slider", state);
-    push(state, false, false);
-    await nextFrames();
-    expect(state.get("step")).toBe(2);
-    state.set("num_steps", 3); // arrives later
-    await flush();
-    await nextFrames();
-    expect(state.get("step")).toBe(2);
-    expect(el.querySelector(".nbviz-follow")?.classList.contains("is-on")).toBe(true);
-  });
-});
-
 describe("statistics view on the run store", () => {
   it("shows the parameters until run data arrive, then the panels, and follows the step", async () => {
     const state = makeState();
@@ -144,6 +129,19 @@ describe("statistics view on the run store", () => {
 });
 
 describe("step slider on the run store", () => {
+  it("follows steps the store holds before the kernel's num_steps counts them", async () => {
+    const state = makeState();
+    const el = await mount("slider", state);
+    push(state, false, false);
+    await nextFrames();
+    expect(state.get("step")).toBe(2);
+    state.set("num_steps", 3); // arrives later
+    await flush();
+    await nextFrames();
+    expect(state.get("step")).toBe(2);
+    expect(el.querySelector(".nbviz-follow")?.classList.contains("is-on")).toBe(true);
+  });
+
   it("follows the latest step, then writes the step the user picks", async () => {
     const state = makeState();
     const el = await mount("slider", state);
