@@ -9,63 +9,16 @@ js/tests/fixtures, serves it on 127.0.0.1 and prints medians. Targets (issue 4):
 
 from __future__ import annotations
 
-import functools
-import http.server
 import os
-import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
-import threading
 from pathlib import Path
 
+from _browser import launch, static_page
 from playwright.sync_api import sync_playwright
 
-ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = ROOT / "js" / "tests" / "fixtures"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-BUILD = """
-import * as esbuild from "esbuild";
-import { inlineWorker } from "./js/build.mjs";
-await esbuild.build({
-  entryPoints: { bench: "js/tests/bench/graph-page.ts", style: "js/src/style.css" },
-  outdir: process.argv[1], bundle: true, format: "esm", target: "es2020", minify: true,
-  logLevel: "warning", plugins: [inlineWorker],
-});
-"""
-PAGE = """<!doctype html><meta charset="utf-8"><link rel="stylesheet" href="style.css">
-<style>body{margin:0} #host{width:1200px}</style>
-<div id="host"></div><script type="module" src="bench.js"></script>"""
+FIXTURES = Path(__file__).resolve().parent.parent / "js" / "tests" / "fixtures"
 REPEATS = 5
-
-
-def build(out: Path) -> None:
-    subprocess.run(["node", "--input-type=module", "-e", BUILD, str(out)], cwd=ROOT, check=True)
-    for name in ("gpt48", "mlp500", "resnet"):
-        shutil.copy(FIXTURES / f"{name}.json", out)
-    (out / "index.html").write_text(PAGE)
-
-
-def serve(folder: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
-    handler = functools.partial(QuietHandler, directory=str(folder))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, f"http://127.0.0.1:{server.server_address[1]}/index.html"
-
-
-class QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        pass
 
 
 def median(xs: list[float]) -> float:
@@ -73,14 +26,12 @@ def median(xs: list[float]) -> float:
 
 
 def main() -> None:
-    chromium = shutil.which("chromium")
-    if chromium is None:
-        sys.exit("chromium not found")
-    with tempfile.TemporaryDirectory() as tmp, sync_playwright() as pw:
-        folder = Path(tmp)
-        build(folder)
-        server, url = serve(folder)
-        browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+    fixtures = [FIXTURES / f"{name}.json" for name in ("gpt48", "mlp500", "resnet")]
+    with (
+        sync_playwright() as pw,
+        static_page("js/tests/bench/graph-page.ts", files=fixtures) as url,
+    ):
+        browser = launch(pw)
         page = browser.new_page(viewport={"width": 1280, "height": 800})
         page.on("pageerror", lambda e: print("page error:", e, file=sys.stderr))
 
@@ -166,10 +117,10 @@ def main() -> None:
                         f"(gesture end included: longest task {longest:.0f} ms, longest "
                         f"frame {frame:.0f} ms)"
                     )
+        version = browser.version
         browser.close()
-        server.shutdown()
         load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-        print(f"(load average at the end: {load} on {os.cpu_count()} CPUs; Chromium {chromium})")
+        print(f"(load average at the end: {load} on {os.cpu_count()} CPUs; Chromium {version})")
 
 
 if __name__ == "__main__":

@@ -52,6 +52,10 @@ STAT_ROW_BYTES: Final = 4 + 4 + 4 * _F  # series, step int32; values float32
 HIST_ROW_BYTES: Final = 4 + 4 + 3 * 8 + 4 * _protocol.HIST_BINS  # + lo, width, sample; counts
 _HEADERS: Final = 800  # JSON of the 9 array references and the other keys of a message
 _BEFORE_ALL: Final = -(2**62)  # "no step seen yet" for a series
+_RECOUNT_GROWTH: Final = 1.05
+"""A series' stored rows are counted (to notice thinning) once the rows read of it grew by 5%
+since its last count: retention thins a series once it is 10% over its budget, so thinning is
+noticed within 5% more rows, at an amortised cost of about 20 rows counted per new row."""
 
 
 class _Backlog:
@@ -93,6 +97,16 @@ class _Backlog:
     def clear(self) -> None:
         self._chunks.clear()
         self._size = 0
+
+    def drop_series(self, series: NDArray[np.int64]) -> None:
+        """Forgets the rows of these series (re-read whole after a thinning)."""
+        kept: deque[dict[str, NDArray[Any]]] = deque()
+        for chunk in self._chunks:
+            keep = ~np.isin(chunk["series"], series)
+            if keep.any():
+                kept.append({k: v[keep] for k, v in chunk.items()})
+        self._chunks = kept
+        self._size = sum(len(c["step"]) for c in kept)
 
 
 class LiveFeed:
@@ -146,6 +160,9 @@ class LiveFeed:
         self._stats = _Backlog()
         self._hists = _Backlog()  # anomalous rows
         self._hists_normal = _Backlog()
+        self._read: dict[str, dict[int, int]] = {"stats": {}, "hists": {}}  # rows read per series
+        self._counted: dict[str, dict[int, int]] = {"stats": {}, "hists": {}}  # at the last count
+        self._thinned: list[dict[str, Any]] = []  # notices not yet sent
         self._first = True
         self.pushes = 0
         self.bytes_sent = 0
@@ -237,12 +254,9 @@ class LiveFeed:
         read refers to a known series."""
         run = self.run
         series, step, values = run.stat_rows(self._after(self._stat_after))
-        self._advance(self._stat_after, series, step)
-        self._stats.add({"series": series, "step": step, "values": values.astype(np.float32)})
-        hseries, hstep, anomalous = run.hist_index(self._after(self._hist_after))
-        self._advance(self._hist_after, hseries, hstep)
-        self._hists.add({"series": hseries[anomalous], "step": hstep[anomalous]})
-        self._hists_normal.add({"series": hseries[~anomalous], "step": hstep[~anomalous]})
+        self._add_stats(series, step, values)
+        self._add_hists(*run.hist_index(self._after(self._hist_after)))
+        self._reread_thinned()
         anomalies = run.anomaly_rows(self._anomaly_after)
         if anomalies:
             self._anomaly_after = anomalies[-1][0]
@@ -253,6 +267,75 @@ class LiveFeed:
                 self._new_steps.append(rec)
                 self._step_after[rec.mode] = rec.step
         self._load_series()
+
+    def _add_stats(
+        self, series: NDArray[np.int64], step: NDArray[np.int64], values: NDArray[np.float64]
+    ) -> None:
+        self._advance(self._stat_after, series, step)
+        self._count(self._read["stats"], series)
+        self._stats.add({"series": series, "step": step, "values": values.astype(np.float32)})
+
+    def _add_hists(
+        self, series: NDArray[np.int64], step: NDArray[np.int64], anomalous: NDArray[np.bool_]
+    ) -> None:
+        self._advance(self._hist_after, series, step)
+        self._count(self._read["hists"], series)
+        self._hists.add({"series": series[anomalous], "step": step[anomalous]})
+        self._hists_normal.add({"series": series[~anomalous], "step": step[~anomalous]})
+
+    @staticmethod
+    def _count(counts: dict[int, int], series: NDArray[np.int64]) -> None:
+        ids, n = np.unique(series, return_counts=True)
+        for sid, k in zip(ids.tolist(), n.tolist(), strict=True):
+            counts[sid] = counts.get(sid, 0) + k
+
+    def _thinned_series(self, table: str, frontier: dict[int, int]) -> NDArray[np.int64]:
+        """Series of `table` whose stored rows up to the read frontier are fewer than the rows
+        read: retention thinned them (merged old rows into envelopes) since they were read."""
+        read, counted = self._read[table], self._counted[table]
+        due = {
+            sid: frontier[sid]
+            for sid, n in read.items()
+            if n > counted.get(sid, 0) * _RECOUNT_GROWTH
+        }
+        if not due:
+            return np.zeros(0, np.int64)
+        stored = self.run.row_counts(table, due)
+        thinned = [sid for sid, n in stored.items() if n < read[sid]]
+        for sid, n in stored.items():
+            read[sid] = counted[sid] = n
+        return np.array(thinned, np.int64)
+
+    def _reread_thinned(self) -> None:
+        """Every row of each thinned series is read again and sent after a `thinned` notice,
+        which tells the browser to drop what it holds of the series up to that step."""
+        run = self.run
+        stats = self._thinned_series("stats", self._stat_after)
+        if len(stats):
+            self._stats.drop_series(stats)
+            for sid in stats.tolist():
+                self._read["stats"][sid] = 0
+            series, step, values = run.stat_rows({sid: _BEFORE_ALL for sid in stats.tolist()})
+            self._add_stats(series, step, values)
+            self._counted["stats"].update({s: self._read["stats"][s] for s in stats.tolist()})
+            self._notice("stats", stats, self._stat_after)
+        hists = self._thinned_series("hists", self._hist_after)
+        if len(hists):
+            self._hists.drop_series(hists)
+            self._hists_normal.drop_series(hists)
+            for sid in hists.tolist():
+                self._read["hists"][sid] = 0
+                self._hist_requested.pop(sid, None)  # the browser drops those too
+            self._add_hists(*run.hist_index({sid: _BEFORE_ALL for sid in hists.tolist()}))
+            self._counted["hists"].update({s: self._read["hists"][s] for s in hists.tolist()})
+            self._notice("hists", hists, self._hist_after)
+
+    def _notice(self, table: str, series: NDArray[np.int64], frontier: dict[int, int]) -> None:
+        self._load_series()
+        self._thinned += [
+            {"series": self._wire[sid], "table": table, "through": frontier[sid]}
+            for sid in series.tolist()
+        ]
 
     def _after(self, frontier: dict[int, int]) -> dict[int, int]:
         return {sid: frontier.get(sid, _BEFORE_ALL) for sid, _, _ in self._series_with_new()}
@@ -290,7 +373,7 @@ class LiveFeed:
         rows_fit = budget >= _HEADERS + STAT_ROW_BYTES and (
             len(self._stats) or len(self._hists) or len(self._hists_normal)
         )
-        if not (new_series or self._new_steps or self._new_anomalies or rows_fit):
+        if not (new_series or self._new_steps or self._new_anomalies or self._thinned or rows_fit):
             return None
         packer = BufferPacker()
         content: dict[str, Any] = {
@@ -299,9 +382,10 @@ class LiveFeed:
             "series": [_series_json(self._wire[sid], key, dtype) for sid, key, dtype in new_series],
             "steps": [_step_json(s) for s in self._new_steps],
             "anomalies": [self._anomaly_json(a) for a in self._new_anomalies],
+            "thinned": self._thinned,
         }
         self._series_sent = len(self._series)
-        self._new_steps, self._new_anomalies = [], []
+        self._new_steps, self._new_anomalies, self._thinned = [], [], []
         room = budget - len(json.dumps(content)) - _HEADERS
         stats = self._stats.take(max(room, 0) // STAT_ROW_BYTES)
         room -= 0 if stats is None else len(stats["step"]) * STAT_ROW_BYTES
@@ -348,7 +432,8 @@ class LiveFeed:
             self._read_new()  # frontiers first: what the snapshot holds, later pushes skip
             self._stats.clear()
             self._series_sent = len(self._series)
-            self._new_steps, self._new_anomalies = [], []
+            thinned = self._thinned  # for the other views: this one holds nothing yet
+            self._new_steps, self._new_anomalies, self._thinned = [], [], []
             run = self.run
             packer = BufferPacker()
             series, step, values = run.stat_rows(None)
@@ -371,6 +456,7 @@ class LiveFeed:
                 "series": [_series_json(self._wire[s], k, d) for s, k, d in self._series],
                 "steps": [_step_json(s) for s in run.step_rows()],
                 "anomalies": [self._anomaly_json(a) for a in run.anomaly_rows()],
+                "thinned": thinned,
                 "stats": self._pack_stats(packer, stats),
                 "hists": self._pack_hists(packer, hists),
                 "complete": len(rest) == 0 and len(horder) <= hfit,
@@ -398,6 +484,7 @@ class LiveFeed:
                 "series": [],
                 "steps": [],
                 "anomalies": [],
+                "thinned": [],
                 "stats": self._pack_stats(packer, None),
                 "hists": self._pack_hists(packer, rows),
                 "complete": False,

@@ -493,6 +493,19 @@ class Run:
             json.dumps([int(s) for s in series]),
         )
 
+    def row_counts(self, table: str, through: Mapping[int, int]) -> dict[int, int]:
+        """Rows of `table` ("stats" or "hists") per series id, counting its steps up to the
+        mapped step: a live view compares them with the rows it read to notice thinning."""
+        if table not in ("stats", "hists"):
+            raise ValueError(f"table must be 'stats' or 'hists', not {table!r}")
+        pairs = json.dumps([[int(k), int(v)] for k, v in through.items()])
+        rows = self._fetch(
+            f"SELECT j.value ->> 0, (SELECT count(*) FROM {table} s WHERE s.series = "
+            "j.value ->> 0 AND s.step <= j.value ->> 1) FROM json_each(?) j",
+            pairs,
+        )
+        return {int(sid): int(n) for sid, n in rows}
+
     def _rows_after(
         self, table: str, columns: str, after: Mapping[int, int] | None
     ) -> list[tuple[Any, ...]]:

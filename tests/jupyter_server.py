@@ -13,7 +13,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 
@@ -58,8 +58,11 @@ def _tail(log: pathlib.Path, lines: int = 40) -> str:
 
 
 @contextlib.contextmanager
-def jupyter_server(app: str, root: pathlib.Path, scratch: pathlib.Path) -> Iterator[Server]:
-    """Runs `jupyter <app>` (lab or notebook) serving `root`; stops it by PID on exit."""
+def jupyter_server(
+    app: str, root: pathlib.Path, scratch: pathlib.Path, options: Sequence[str] = ()
+) -> Iterator[Server]:
+    """Runs `jupyter <app>` (lab or notebook) serving `root`, with extra command-line `options`;
+    stops it by PID on exit."""
     port = free_port()
     settings = scratch / "settings"
     _quiet_settings(settings)
@@ -81,6 +84,7 @@ def jupyter_server(app: str, root: pathlib.Path, scratch: pathlib.Path) -> Itera
         "--ServerApp.disable_check_xsrf=True",
         f"--ServerApp.root_dir={root}",
     ]  # fmt: skip
+    command += options
     if os.geteuid() == 0:  # CI and these machines run as root
         command.append("--allow-root")
     if app == "lab":

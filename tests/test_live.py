@@ -24,7 +24,7 @@ from nbviz.records import RECORD_FIELDS, Anomaly, LayerMeta, SeriesKey, StatReco
 from nbviz.run import Run
 from nbviz.run_layers import run_hierarchy
 from nbviz.stats import Histogram
-from nbviz.store import RunWriter
+from nbviz.store import Retention, RunWriter
 from nbviz.widgets import VizState
 
 REPO = Path(__file__).resolve().parent.parent
@@ -59,6 +59,7 @@ class Browser:
         self.series: dict[int, SeriesKey] = {}
         self.steps: dict[tuple[str, int], dict[str, Any]] = {}
         self.anomalies: list[dict[str, Any]] = []
+        self.thinned: list[dict[str, Any]] = []
         self.stats: dict[tuple[int, int], np.ndarray] = {}
         self.hists: dict[tuple[int, int], tuple[float, float, float, np.ndarray]] = {}
         self.stat_rows_received = 0
@@ -74,6 +75,12 @@ class Browser:
         for s in content["steps"]:
             self.steps[(s["mode"], s["step"])] = s
         self.anomalies += content["anomalies"]
+        for notice in content["thinned"]:
+            held = self.stats if notice["table"] == "stats" else self.hists
+            sid, through = notice["series"], notice["through"]
+            for at in [at for at in held if at[0] == sid and at[1] <= through]:
+                del held[at]
+        self.thinned += content["thinned"]
         st = {k: decode(v, buffers) for k, v in content["stats"].items()}
         assert st["values"].shape == (len(st["step"]), NF)
         assert st["values"].dtype == np.float32
@@ -243,6 +250,42 @@ def test_snapshot_equals_the_union_of_appends() -> None:
     write_steps(w, range(20, 22), rng)
     drain(feed, snap)
     check_matches_run(snap, w.open_run())
+    w.close()
+
+
+def test_rows_thinned_after_they_were_sent_are_sent_again() -> None:
+    rng = np.random.default_rng(7)
+    retention = Retention(stats_per_series=40, hists_per_series=12, keep_first=2)
+    w = RunWriter(None, layers=LAYERS, retention=retention)
+    state, _ = sending_state()
+    feed = LiveFeed(state, w.open_run(), bytes_per_s=None)
+    browser = Browser()
+    stale_after = []  # steps written since the browser last matched the run
+    matched_at = 0
+    for step in range(300):
+        write_steps(w, range(step, step + 1), rng, hist_every=1)
+        drain(feed, browser)
+        try:
+            check_matches_run(browser, w.open_run())
+            matched_at = step
+        except AssertionError:
+            stale_after.append(step - matched_at)
+        # What the browser holds stays within the retention budget (plus what is not yet thinned
+        # or noticed), instead of growing with the run.
+        per_series = np.bincount([sid for sid, _ in browser.stats])
+        assert per_series.max() <= 40 * 1.1 * 1.05 + 2, per_series
+    assert {n["table"] for n in browser.thinned} == {"stats", "hists"}
+    # Thinning is noticed within 5% more rows of the series: 3 rows here, 15 steps for the eval
+    # series (a row every 5 steps).
+    assert stale_after, "retention thinned rows the browser held"
+    assert max(stale_after) <= 15, sorted(stale_after)
+    # A page opened now gets the same rows from a snapshot.
+    reply, buffers = state.handle_request({"type": "run_snapshot", "id": "s"})
+    snap = Browser()
+    snap.apply((reply["result"], buffers))
+    check_matches_run(snap, w.open_run())
+    with pytest.raises(ValueError, match="'stats' or 'hists', not 'steps'"):
+        w.open_run().row_counts("steps", {})
     w.close()
 
 

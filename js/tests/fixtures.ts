@@ -1,6 +1,13 @@
 /** Test helpers: rows with defaults, wire arrays, and a fake ipywidgets/anywidget model. */
 
-import { type LayerRow, PROTOCOL, type TensorRow, type WireArray } from "../src/protocol";
+import type { Append, SeriesInfo, ThinnedRow } from "../src/live/store";
+import {
+  type LayerRow,
+  PROTOCOL,
+  type StateTraits,
+  type TensorRow,
+  type WireArray,
+} from "../src/protocol";
 
 export function layer(partial: Partial<LayerRow> & Pick<LayerRow, "name">): LayerRow {
   return {
@@ -234,4 +241,161 @@ export class FakeModel<T extends Record<string, unknown> = Record<string, unknow
 /** Lets queued microtasks (coalesced view updates) and resolved promises run. */
 export async function flush(): Promise<void> {
   for (let i = 0; i < 5; i++) await Promise.resolve();
+}
+
+/** A state model as the kernel fills it before any training: sampleLayers, their parameters. */
+export function makeState(
+  overrides: Partial<StateTraits> | Record<string, unknown> = {},
+): FakeModel {
+  const attrs: StateTraits = {
+    layers: sampleLayers(),
+    tensors: sampleTensors(),
+    stats: statsWire([
+      { numel: 1234, min: -1, max: 1, mean: 0, std: 0.5, zeros: 0, nan: 0, posinf: 0, neginf: 0 },
+      { numel: 0, zeros: 0, nan: 0, posinf: 0, neginf: 0 },
+      { numel: 166, min: 0, max: 1, mean: 0.5, std: 0.2, zeros: 0, nan: 0, posinf: 0, neginf: 0 },
+      { numel: 100, min: 0, max: 1, mean: 0.5, std: 0.2, zeros: 0, nan: 0, posinf: 0, neginf: 0 },
+    ]),
+    hist: histWire([
+      { counts: [1, 2], lo: -1, width: 2 / 64, sample: 3 },
+      { sample: 0 },
+      { counts: [5], lo: 0, width: 1 / 64, sample: 166 },
+      { counts: [5], lo: 0, width: 1 / 64, sample: 100 },
+    ]),
+    selected: null,
+    step: 0,
+    num_steps: 5,
+    warnings: [],
+    outputs: {},
+    graph: null,
+    expanded: [],
+    unfolded: [],
+    overlay: null,
+    kind: "weight",
+    protocol_version: PROTOCOL.PROTOCOL_VERSION,
+    ...overrides,
+  } as StateTraits;
+  return new FakeModel(attrs as unknown as Record<string, unknown>);
+}
+
+const F = PROTOCOL.RECORD_FIELDS.length;
+const BINS = PROTOCOL.HIST_BINS;
+const FIELD = (name: string): number => PROTOCOL.RECORD_FIELDS.indexOf(name as never);
+
+export function seriesRow(
+  id: number,
+  layer: string,
+  kind: SeriesInfo["kind"],
+  tensor = "",
+): SeriesInfo {
+  return { id, layer, kind, tensor, call: 0, mode: "train", dtype: "float32" };
+}
+
+export interface StatIn {
+  series: number;
+  step: number;
+  fields: Record<string, number>;
+}
+
+export interface HistIn {
+  series: number;
+  step: number;
+  lo: number;
+  /** Every bin's count. */
+  fill: number;
+}
+
+/** A `run_append` message as the kernel encodes it (`{buffer, dtype, shape}` + buffers). */
+export function runAppend(
+  parts: {
+    series?: SeriesInfo[];
+    steps?: number[];
+    skipped?: number[];
+    stats?: StatIn[];
+    hists?: HistIn[];
+    anomalies?: Append["anomalies"];
+    thinned?: ThinnedRow[];
+    revision?: number;
+    complete?: boolean;
+  } = {},
+): { message: Append; buffers: DataView[] } {
+  const buffers: DataView[] = [];
+  const add = (data: ArrayBufferView, dtype: string, shape: number[]) => {
+    buffers.push(new DataView(data.buffer, data.byteOffset, data.byteLength));
+    return { buffer: buffers.length - 1, dtype, shape };
+  };
+  const stats = parts.stats ?? [];
+  const values = new Float32Array(stats.length * F).fill(Number.NaN);
+  stats.forEach((row, i) => {
+    for (const [k, v] of Object.entries(row.fields)) values[i * F + FIELD(k)] = v;
+  });
+  const hists = parts.hists ?? [];
+  const counts = new Float32Array(hists.length * BINS);
+  hists.forEach((row, i) => {
+    counts.fill(row.fill, i * BINS, (i + 1) * BINS);
+  });
+  const n = stats.length;
+  const m = hists.length;
+  const message: Append = {
+    type: PROTOCOL.RUN_APPEND_TYPE,
+    revision: parts.revision ?? 1,
+    series: parts.series ?? [],
+    steps: (parts.steps ?? []).map((step) => ({
+      step,
+      mode: "train",
+      skipped: (parts.skipped ?? []).includes(step),
+      reason: "",
+      wall_time: 0,
+    })),
+    anomalies: parts.anomalies ?? [],
+    thinned: parts.thinned ?? [],
+    stats: {
+      series: add(
+        Int32Array.from(stats, (r) => r.series),
+        "int32",
+        [n],
+      ),
+      step: add(
+        Int32Array.from(stats, (r) => r.step),
+        "int32",
+        [n],
+      ),
+      values: add(values, "float32", [n, F]),
+    },
+    hists: {
+      series: add(
+        Int32Array.from(hists, (r) => r.series),
+        "int32",
+        [m],
+      ),
+      step: add(
+        Int32Array.from(hists, (r) => r.step),
+        "int32",
+        [m],
+      ),
+      lo: add(
+        Float64Array.from(hists, (r) => r.lo),
+        "float64",
+        [m],
+      ),
+      width: add(
+        Float64Array.from(hists, () => 0.5),
+        "float64",
+        [m],
+      ),
+      sample: add(
+        Float64Array.from(hists, () => 100),
+        "float64",
+        [m],
+      ),
+      counts: add(counts, "float32", [m, BINS]),
+    },
+    complete: parts.complete ?? false,
+  };
+  return { message, buffers };
+}
+
+/** Waits past the run store's frame-batched change notification. */
+export function nextFrames(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 40));
 }

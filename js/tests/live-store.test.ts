@@ -1,115 +1,13 @@
 import { describe, expect, it } from "vitest";
 import { appendOf, storeFor } from "../src/live/attach";
 import { lastAtOrBefore, StepColumns } from "../src/live/columns";
-import { type Append, RunStore, type SeriesInfo } from "../src/live/store";
+import { RunStore } from "../src/live/store";
 import { PROTOCOL } from "../src/protocol";
-import { FakeModel } from "./fixtures";
+import { FakeModel, runAppend, seriesRow } from "./fixtures";
 
 const F = PROTOCOL.RECORD_FIELDS.length;
 const BINS = PROTOCOL.HIST_BINS;
 const FIELD = (name: string): number => PROTOCOL.RECORD_FIELDS.indexOf(name as never);
-
-function series(id: number, layer: string, kind: SeriesInfo["kind"], tensor = ""): SeriesInfo {
-  return { id, layer, kind, tensor, call: 0, mode: "train", dtype: "float32" };
-}
-
-interface StatRow {
-  series: number;
-  step: number;
-  fields: Record<string, number>;
-}
-
-interface HistIn {
-  series: number;
-  step: number;
-  lo: number;
-  fill: number;
-}
-
-/** An append as the kernel encodes it: `{buffer, dtype, shape}` plus the buffers. */
-function append(
-  parts: {
-    series?: SeriesInfo[];
-    steps?: number[];
-    skipped?: number[];
-    stats?: StatRow[];
-    hists?: HistIn[];
-    revision?: number;
-    complete?: boolean;
-  } = {},
-): { message: Append; buffers: DataView[] } {
-  const buffers: DataView[] = [];
-  const add = (data: ArrayBufferView, dtype: string, shape: number[]) => {
-    buffers.push(new DataView(data.buffer, data.byteOffset, data.byteLength));
-    return { buffer: buffers.length - 1, dtype, shape };
-  };
-  const stats = parts.stats ?? [];
-  const values = new Float32Array(stats.length * F).fill(Number.NaN);
-  stats.forEach((row, i) => {
-    for (const [k, v] of Object.entries(row.fields)) values[i * F + FIELD(k)] = v;
-  });
-  const hists = parts.hists ?? [];
-  const counts = new Float32Array(hists.length * BINS);
-  hists.forEach((h, i) => {
-    counts.fill(h.fill, i * BINS, (i + 1) * BINS);
-  });
-  const message: Append = {
-    type: "run_append",
-    revision: parts.revision ?? 1,
-    series: parts.series ?? [],
-    steps: (parts.steps ?? []).map((step) => ({
-      step,
-      mode: "train",
-      skipped: (parts.skipped ?? []).includes(step),
-      reason: "",
-      wall_time: 0,
-    })),
-    anomalies: [],
-    stats: {
-      series: add(
-        Int32Array.from(stats, (r) => r.series),
-        "int32",
-        [stats.length],
-      ),
-      step: add(
-        Int32Array.from(stats, (r) => r.step),
-        "int32",
-        [stats.length],
-      ),
-      values: add(values, "float32", [stats.length, F]),
-    },
-    hists: {
-      series: add(
-        Int32Array.from(hists, (r) => r.series),
-        "int32",
-        [hists.length],
-      ),
-      step: add(
-        Int32Array.from(hists, (r) => r.step),
-        "int32",
-        [hists.length],
-      ),
-      lo: add(
-        Float64Array.from(hists, (r) => r.lo),
-        "float64",
-        [hists.length],
-      ),
-      width: add(
-        Float64Array.from(hists, () => 0.5),
-        "float64",
-        [hists.length],
-      ),
-      sample: add(
-        Float64Array.from(hists, () => 100),
-        "float64",
-        [hists.length],
-      ),
-      counts: add(counts, "float32", [hists.length, BINS]),
-    },
-    complete: parts.complete ?? false,
-  };
-  return { message, buffers };
-}
 
 function manual(): { store: RunStore; frame: () => void } {
   const pending: (() => void)[] = [];
@@ -120,8 +18,8 @@ function manual(): { store: RunStore; frame: () => void } {
   return { store, frame };
 }
 
-function apply(store: RunStore, parts: Parameters<typeof append>[0]): void {
-  const { message, buffers } = append(parts);
+function apply(store: RunStore, parts: Parameters<typeof runAppend>[0]): void {
+  const { message, buffers } = runAppend(parts);
   store.apply(message, buffers);
 }
 
@@ -164,7 +62,7 @@ describe("RunStore.apply", () => {
     const { store } = manual();
     expect(store.lastStep()).toBe(-1);
     apply(store, {
-      series: [series(0, "fc1", "weight", "weight"), series(1, "fc1", "grad", "weight")],
+      series: [seriesRow(0, "fc1", "weight", "weight"), seriesRow(1, "fc1", "grad", "weight")],
       steps: [0, 1, 2, 3],
       skipped: [2],
       stats: [
@@ -191,7 +89,7 @@ describe("RunStore.apply", () => {
   it("replaces rows held at a (series, step), inserts older ones in order", () => {
     const { store } = manual();
     apply(store, {
-      series: [series(0, "a", "weight")],
+      series: [seriesRow(0, "a", "weight")],
       stats: [10, 20, 30].map((step) => ({ series: 0, step, fields: { mean: step } })),
     });
     apply(store, {
@@ -207,9 +105,43 @@ describe("RunStore.apply", () => {
     expect(store.statAt(0, "mean", 25)).toBe(-20);
   });
 
+  it("drops what a thinning notice names before taking the rows that follow it", () => {
+    const { store } = manual();
+    const steps = Array.from({ length: 12 }, (_, i) => i);
+    apply(store, {
+      series: [seriesRow(0, "a", "weight"), seriesRow(1, "b", "weight")],
+      steps,
+      stats: steps.flatMap((step) => [
+        { series: 0, step, fields: { mean: step } },
+        { series: 1, step, fields: { mean: -step } },
+      ]),
+      hists: steps.map((step) => ({ series: 0, step, lo: step, fill: 1 })),
+    });
+    // The kernel merged steps 0..9 of series 0 into envelopes at 0 and 5 (their means).
+    apply(store, {
+      thinned: [
+        { series: 0, table: "stats", through: 11 },
+        { series: 0, table: "hists", through: 4 },
+      ],
+      stats: [0, 5, 10, 11].map((step) => ({
+        series: 0,
+        step,
+        fields: { mean: step < 10 ? step + 2 : step },
+      })),
+    });
+    expect([...store.stats(0).step]).toEqual([0, 5, 10, 11]);
+    expect(store.statAt(0, "mean", 3)).toBe(2);
+    expect(store.statAt(0, "mean", 9)).toBe(7);
+    expect(store.statAt(0, "mean", 11)).toBe(11);
+    expect([...store.histograms(0).step]).toEqual([5, 6, 7, 8, 9, 10, 11]);
+    expect(store.histogramAt(0, 6)?.lo).toBe(6);
+    expect(store.stats(1).step.length).toBe(12); // other series untouched
+    expect(store.thinnings).toBe(2);
+  });
+
   it("holds histograms by step and grows past any initial capacity", () => {
     const { store } = manual();
-    apply(store, { series: [series(0, "a", "activation")] });
+    apply(store, { series: [seriesRow(0, "a", "activation")] });
     for (let step = 0; step < 1000; step += 10) {
       apply(store, { hists: [{ series: 0, step, lo: step, fill: step + 1 }] });
     }
@@ -228,7 +160,7 @@ describe("RunStore.apply", () => {
 
   it("takes a response's result the same way, and keeps revision and completeness", () => {
     const { store } = manual();
-    const { message, buffers } = append({ revision: 7, complete: true });
+    const { message, buffers } = runAppend({ revision: 7, complete: true });
     const response = { type: "response", id: "x", ok: true, result: message };
     expect(appendOf(response)).toBe(message);
     expect(appendOf({ type: "response", id: "x", ok: false, error: "no" })).toBeNull();
@@ -244,14 +176,14 @@ describe("RunStore.metricAt", () => {
     const { store } = manual();
     apply(store, {
       series: [
-        series(0, "fc", "grad", "weight"),
-        series(1, "fc", "grad", "bias"),
-        series(2, "fc", "update", "weight"),
-        series(3, "fc", "update", "bias"),
-        series(4, "fc", "activation"),
-        series(5, "relu", "activation"),
-        { ...series(6, "fc", "activation"), call: 1 },
-        { ...series(7, "fc", "grad", "weight"), mode: "eval" },
+        seriesRow(0, "fc", "grad", "weight"),
+        seriesRow(1, "fc", "grad", "bias"),
+        seriesRow(2, "fc", "update", "weight"),
+        seriesRow(3, "fc", "update", "bias"),
+        seriesRow(4, "fc", "activation"),
+        seriesRow(5, "relu", "activation"),
+        { ...seriesRow(6, "fc", "activation"), call: 1 },
+        { ...seriesRow(7, "fc", "grad", "weight"), mode: "eval" },
       ],
       stats: [
         { series: 0, step: 0, fields: { l2: 3, nan: 0, posinf: 0, neginf: 0 } },
@@ -312,10 +244,10 @@ describe("storeFor", () => {
     expect(storeFor(model)).toBe(store);
     const sent = model.sent as { type: string; id: string; series?: number[] }[];
     expect(sent.map((m) => m.type)).toEqual(["run_snapshot"]);
-    const push = append({ series: [series(0, "a", "weight")], steps: [0, 1] });
+    const push = runAppend({ series: [seriesRow(0, "a", "weight")], steps: [0, 1] });
     model.emit("msg:custom", push.message, push.buffers);
     expect(store.lastStep()).toBe(1);
-    const snap = append({ steps: [0, 1, 2], revision: 3, complete: true });
+    const snap = runAppend({ steps: [0, 1, 2], revision: 3, complete: true });
     const id = sent[0]?.id;
     model.emit(
       "msg:custom",

@@ -102,6 +102,18 @@ describe("createStepSlider", () => {
     expect(slider.el.querySelector(".nbviz-step-label")?.textContent).toBe("step 16 (9 of 10)");
   });
 
+  it("keeps its scrubbing keys from the page around it (JupyterLab cancels them)", () => {
+    const slider = createStepSlider(data({ following: false, step: 6 }));
+    const page = document.createElement("div");
+    page.append(slider.el);
+    const seen: string[] = [];
+    page.addEventListener("keydown", (event) => seen.push(event.key));
+    const input = slider.el.querySelector("input.nbviz-range");
+    for (const key of ["ArrowRight", "Home", "PageDown", "Enter"])
+      input?.dispatchEvent(new KeyboardEvent("keydown", { key, bubbles: true }));
+    expect(seen).toEqual(["Enter"]);
+  });
+
   it("does not echo steps set from outside; plays to the end", () => {
     vi.useFakeTimers();
     const onStep = vi.fn();

@@ -1,9 +1,12 @@
 import { describe, expect, it, vi } from "vitest";
+import { RunStore } from "../src/live/store";
 import { createAnomalyBanner } from "../src/panels/banner";
 import { createDistribution } from "../src/panels/distribution";
 import { createGradientFlow } from "../src/panels/gradflow";
 import { createHistogramPanel } from "../src/panels/histpanel";
+import { FIELD_INDEX, NFIELDS } from "../src/panels/source";
 import { loadHistograms, syntheticRun } from "./fakesource";
+import { runAppend, seriesRow } from "./fixtures";
 
 const EVIL = "<img src=x onerror=alert(1)>";
 
@@ -150,6 +153,83 @@ describe("createGradientFlow", () => {
     expect(view.el.querySelector(".nbviz-legend")?.getAttribute("data-metric")).toBe(
       "dead_fraction",
     );
+    view.destroy();
+  });
+
+  it("lists each layer's gradient norm at the step in its hidden table", () => {
+    const source = syntheticRun({ layers: 3, steps: 10 });
+    const view = createGradientFlow({
+      source,
+      step: 4,
+      metric: "grad_norm",
+      selected: null,
+      layers: null,
+    });
+    // Reference: the L2 of the layer's grad series rows at step 4, combined over its tensors.
+    const expected = (step: number): Map<string, number> => {
+      const sums = new Map<string, number>();
+      for (const info of source.series) {
+        if (info.kind !== "grad") continue;
+        const rows = source.stats[info.id];
+        const at = rows ? rows.step.indexOf(step) : -1;
+        if (!rows || at < 0) continue;
+        const l2 = rows.values[at * NFIELDS + FIELD_INDEX.l2] as number;
+        sums.set(info.layer, (sums.get(info.layer) ?? 0) + l2 * l2);
+      }
+      return new Map([...sums].map(([k, v]) => [k, Math.sqrt(v)]));
+    };
+    const shown = (): Map<string, number> =>
+      new Map(
+        [...view.el.querySelectorAll<HTMLElement>("table.nbviz-gf-table tr[data-layer]")].map(
+          (tr) => [tr.dataset.layer ?? "", Number(tr.querySelector("td")?.dataset.value)],
+        ),
+      );
+    const table = view.el.querySelector<HTMLElement>("table.nbviz-gf-table");
+    for (const step of [4, 9]) {
+      view.update({ step });
+      expect(table?.dataset.step).toBe(String(step));
+      const want = expected(step);
+      expect([...shown().keys()]).toEqual([...want.keys()]);
+      for (const [layer, v] of want) expect(shown().get(layer)).toBeCloseTo(v, 5);
+    }
+    view.destroy();
+  });
+});
+
+describe("createGradientFlow over the run store", () => {
+  it("redraws the heatmap's old steps after retention thinned them", () => {
+    const store = new RunStore(() => {});
+    const apply = (parts: Parameters<typeof runAppend>[0]): void => {
+      const { message, buffers } = runAppend(parts);
+      store.apply(message, buffers);
+    };
+    apply({
+      series: [seriesRow(0, "a", "grad", "weight")],
+      steps: [0, 1, 2, 3],
+      stats: [0, 1, 2, 3].map((step) => ({ series: 0, step, fields: { l2: step + 1 } })),
+    });
+    const view = createGradientFlow(
+      { source: store, step: 3, metric: "grad_norm", selected: null, layers: null },
+      { width: 216 },
+    );
+    const heat = view.el.querySelector("canvas.nbviz-gf-heat");
+    const hover = view.el.querySelector<HTMLElement>(".nbviz-gf-hover");
+    // jsdom: the canvas is at (0, 0); 4 steps of 50 px from x = 8, one row.
+    const valueAt = (step: number): number => {
+      heat?.dispatchEvent(new MouseEvent("mousemove", { clientX: 8 + 50 * step + 5, clientY: 5 }));
+      return Number(hover?.dataset.value);
+    };
+    expect(valueAt(2)).toBe(3);
+    apply({
+      thinned: [{ series: 0, table: "stats", through: 3 }],
+      stats: [
+        { series: 0, step: 0, fields: { l2: 10 } },
+        { series: 0, step: 3, fields: { l2: 4 } },
+      ],
+    });
+    view.update({ source: store });
+    expect(valueAt(2)).toBe(10);
+    expect(valueAt(3)).toBe(4);
     view.destroy();
   });
 });

@@ -1,52 +1,12 @@
 import type { AnyModel, RenderProps } from "@anywidget/types";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { PROTOCOL, type StateTraits, type ViewKind, type ViewTraits } from "../src/protocol";
+import { PROTOCOL, type ViewKind, type ViewTraits } from "../src/protocol";
 import structure from "../src/structure";
 import widget from "../src/widget";
-import {
-  FakeModel,
-  flush,
-  histWire,
-  sampleLayers,
-  sampleTensors,
-  statsWire,
-  viewAt,
-} from "./fixtures";
+import { FakeModel, flush, makeState, viewAt } from "./fixtures";
 
 /** The run store of a state model (and its request channel) stay subscribed for its lifetime. */
 const STORE_LISTENERS = 2;
-
-function makeState(overrides: Partial<StateTraits> = {}): FakeModel {
-  const attrs: StateTraits = {
-    layers: sampleLayers(),
-    tensors: sampleTensors(),
-    stats: statsWire([
-      { numel: 1234, min: -1, max: 1, mean: 0, std: 0.5, zeros: 0, nan: 0, posinf: 0, neginf: 0 },
-      { numel: 0, zeros: 0, nan: 0, posinf: 0, neginf: 0 },
-      { numel: 166, min: 0, max: 1, mean: 0.5, std: 0.2, zeros: 0, nan: 0, posinf: 0, neginf: 0 },
-      { numel: 100, min: 0, max: 1, mean: 0.5, std: 0.2, zeros: 0, nan: 0, posinf: 0, neginf: 0 },
-    ]),
-    hist: histWire([
-      { counts: [1, 2], lo: -1, width: 2 / 64, sample: 3 },
-      { sample: 0 },
-      { counts: [5], lo: 0, width: 1 / 64, sample: 166 },
-      { counts: [5], lo: 0, width: 1 / 64, sample: 100 },
-    ]),
-    selected: null,
-    step: 0,
-    num_steps: 5,
-    warnings: [],
-    outputs: {},
-    graph: null,
-    expanded: [],
-    unfolded: [],
-    overlay: null,
-    kind: "weight",
-    protocol_version: PROTOCOL.PROTOCOL_VERSION,
-    ...overrides,
-  };
-  return new FakeModel(attrs as unknown as Record<string, unknown>);
-}
 
 interface Mounted {
   el: HTMLElement;

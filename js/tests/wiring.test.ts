@@ -5,20 +5,19 @@
 
 import type { AnyModel, RenderProps } from "@anywidget/types";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { PROTOCOL, type ViewTraits } from "../src/protocol";
+import type { ViewTraits } from "../src/protocol";
 import structure from "../src/structure";
 import widget from "../src/widget";
 import {
   FakeModel,
   flush,
-  histWire,
   layer,
-  sampleLayers,
-  sampleTensors,
-  statsWire,
+  nextFrames,
+  runAppend,
+  makeState as sampleState,
+  seriesRow,
 } from "./fixtures";
 import resnet from "./fixtures/resnet.json";
-import { nextFrames, runAppend, seriesRow } from "./runappend";
 
 vi.mock("../src/graph/layout", async (importOriginal) => {
   const actual = await importOriginal<typeof import("../src/graph/layout")>();
@@ -29,35 +28,9 @@ vi.mock("../src/graph/layout", async (importOriginal) => {
 const CONV1 = "features.conv1";
 const CONV2 = "features.conv2";
 
+/** The state model with the first conv layer selected. */
 function makeState(extra: Record<string, unknown> = {}): FakeModel {
-  return new FakeModel({
-    layers: sampleLayers(),
-    tensors: sampleTensors(),
-    stats: statsWire([
-      { numel: 1234, min: -1, max: 1, mean: 0, std: 0.5, zeros: 0, nan: 0, posinf: 0, neginf: 0 },
-      { numel: 0, zeros: 0, nan: 0, posinf: 0, neginf: 0 },
-      { numel: 166, min: 0, max: 1, mean: 0.5, std: 0.2, zeros: 0, nan: 0, posinf: 0, neginf: 0 },
-      { numel: 100, min: 0, max: 1, mean: 0.5, std: 0.2, zeros: 0, nan: 0, posinf: 0, neginf: 0 },
-    ]),
-    hist: histWire([
-      { counts: [1, 2], lo: -1, width: 2 / 64, sample: 3 },
-      { sample: 0 },
-      { counts: [5], lo: 0, width: 1 / 64, sample: 166 },
-      { counts: [5], lo: 0, width: 1 / 64, sample: 100 },
-    ]),
-    selected: CONV1,
-    step: 0,
-    num_steps: 1,
-    warnings: [],
-    outputs: {},
-    graph: null,
-    expanded: [],
-    unfolded: [],
-    overlay: null,
-    kind: "weight",
-    protocol_version: PROTOCOL.PROTOCOL_VERSION,
-    ...extra,
-  });
+  return sampleState({ selected: CONV1, num_steps: 1, ...extra });
 }
 
 async function mount(view: string, state: FakeModel) {
@@ -82,7 +55,7 @@ const SERIES = [
 ];
 
 /** Three train steps of the two layers, as the kernel pushes them while training. */
-function push(state: FakeModel, anomalies = false): void {
+function push(state: FakeModel, anomalies = false, countSteps = true): void {
   const steps = [0, 1, 2];
   const { message, buffers } = runAppend({
     series: SERIES,
@@ -99,7 +72,7 @@ function push(state: FakeModel, anomalies = false): void {
       ? [{ step: 1, phase: "backward", series: 2, nan: 3, posinf: 0, neginf: 0, detail: "" }]
       : [],
   });
-  state.set("num_steps", 3);
+  if (countSteps) state.set("num_steps", 3);
   state.emit("msg:custom", message, buffers);
 }
 
@@ -166,6 +139,19 @@ describe("statistics view on the run store", () => {
 });
 
 describe("step slider on the run store", () => {
+  it("follows steps the store holds before the kernel's num_steps counts them", async () => {
+    const state = makeState();
+    const el = await mount("slider", state);
+    push(state, false, false);
+    await nextFrames();
+    expect(state.get("step")).toBe(2);
+    state.set("num_steps", 3); // arrives later
+    await flush();
+    await nextFrames();
+    expect(state.get("step")).toBe(2);
+    expect(el.querySelector(".nbviz-follow")?.classList.contains("is-on")).toBe(true);
+  });
+
   it("follows the latest step, then writes the step the user picks", async () => {
     const state = makeState();
     const el = await mount("slider", state);

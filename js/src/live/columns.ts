@@ -67,6 +67,18 @@ export class StepColumns {
     }
   }
 
+  /** Removes the rows at steps up to `through` (a prefix: rows are step-sorted). */
+  dropThrough(through: number): void {
+    const k = lastAtOrBefore(this.step, this.length, through) + 1;
+    if (k === 0) return;
+    this.step.copyWithin(0, k, this.length);
+    for (const spec of this.specs) {
+      const w = spec.width;
+      (this.columns[spec.name] as FloatArray).copyWithin(0, k * w, this.length * w);
+    }
+    this.length -= k;
+  }
+
   /** Views of the first `length` rows (no copy). */
   view(name: string): FloatArray {
     const spec = this.specs.find((s) => s.name === name);

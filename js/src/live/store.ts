@@ -47,6 +47,17 @@ export interface AnomalyRow {
   detail: string;
 }
 
+/**
+ * Retention thinned the series in the kernel's run after its rows were sent: the rows held of
+ * `table` at steps up to `through` are dropped; the run's rows there come in this message and
+ * the next ones.
+ */
+export interface ThinnedRow {
+  series: number;
+  table: "stats" | "hists";
+  through: number;
+}
+
 /** A `run_append` message, or the `result` of a run_snapshot / run_histograms response. */
 export interface Append {
   type?: string;
@@ -54,6 +65,8 @@ export interface Append {
   series: SeriesInfo[];
   steps: StepRow[];
   anomalies: AnomalyRow[];
+  /** Absent from kernels before it was added. */
+  thinned?: ThinnedRow[];
   stats: { series: unknown; step: unknown; values: unknown };
   hists: {
     series: unknown;
@@ -109,6 +122,8 @@ export class RunStore {
   revision = -1;
   /** Every row up to `revision` is held (a complete snapshot was applied). */
   complete = false;
+  /** Counts the thinning notices applied: rows at old steps changed (caches keyed on it). */
+  thinnings = 0;
   private readonly statRows: StepColumns[] = [];
   private readonly histRows: StepColumns[] = [];
   private readonly trainSteps = new StepColumns([{ name: "skipped", width: 1, make: f32 }]);
@@ -273,7 +288,10 @@ export class RunStore {
 
   // -- writing ----------------------------------------------------------------------------------
 
-  /** Merges an append or a response result; rows at a (series, step) held are replaced. */
+  /**
+   * Merges an append or a response result: thinning notices first (their rows follow), then
+   * rows, replacing those held at the same (series, step).
+   */
   apply(message: Append, buffers: readonly unknown[] = []): void {
     for (const s of message.series ?? []) this.series[s.id] = { ...s };
     for (const s of message.steps ?? []) this.addStep(s);
@@ -282,6 +300,11 @@ export class RunStore {
       if (this.anomalyKeys.has(key)) continue; // a snapshot repeats what pushes brought
       this.anomalyKeys.add(key);
       this.anomalyRows.push({ ...a });
+    }
+    for (const t of message.thinned ?? []) {
+      const rows = t.table === "stats" ? this.statRows[t.series] : this.histRows[t.series];
+      rows?.dropThrough(t.through);
+      this.thinnings += 1;
     }
     this.applyStats(message.stats, buffers);
     this.applyHists(message.hists, buffers);

@@ -24,7 +24,7 @@ export function mountFlow(state: StateModel, cleanup: Cleanup): Mounted {
         select(state, name);
         requestLayer(store, name);
       },
-      onStep: (step) => setStep(state, step),
+      onStep: (step) => setStep(state, step, store),
     },
   );
   const draw = (): void =>

@@ -36,7 +36,7 @@ export function mountStepSlider(state: StateModel, cleanup: Cleanup): Mounted {
   const slider = createStepSlider(
     // Follows the latest step when it shows the last one (a fresh widget, or one set so).
     { ...data(), step: stepOf(state), following: stepOf(state) >= numSteps(state) - 1 },
-    { onStep: (step) => setStep(state, step) },
+    { onStep: (step) => setStep(state, step, store) },
   );
   cleanup.add(store.onChange(() => slider.update(data())));
   watch(

@@ -21,9 +21,13 @@ export function stepOf(state: StateModel): number {
   return Number(state.get("step")) || 0;
 }
 
-export function setStep(state: StateModel, step: number): void {
+/**
+ * Sets `state.step` to a step the kernel counts (`num_steps`) or the run store holds: a push can
+ * be drawn before the `num_steps` update that preceded it, and the kernel has counted it by then.
+ */
+export function setStep(state: StateModel, step: number, store: RunStore): void {
   if (state.get("step") === step) return;
-  const max = (Number(state.get("num_steps")) || 1) - 1;
+  const max = Math.max((Number(state.get("num_steps")) || 1) - 1, store.lastStep());
   if (step < 0 || step > max) return; // the kernel would refuse it
   state.set("step", step);
   state.save_changes();
@@ -59,13 +63,13 @@ export function mountStats(state: StateModel, fallback: Mounted, cleanup: Cleanu
     { anomaly: null, series: null, total: 0 },
     {
       onSelect: (name) => select(state, name),
-      onStep: (step) => setStep(state, step),
+      onStep: (step) => setStep(state, step, store),
     },
   );
   const panel = createHistogramPanel({ source: store, layer: layer(), step: 0, mode: "train" });
   const dist = createDistribution(
     { source: store, layer: layer(), kind, tensor: null, step: 0, mode: "train" },
-    { onStep: (step) => setStep(state, step) },
+    { onStep: (step) => setStep(state, step, store) },
   );
   const kindSelect = h("select", {
     class: "nbviz-dist-kind",

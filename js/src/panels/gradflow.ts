@@ -4,8 +4,13 @@
  * canvas. The current step and the selected layer are markers; clicking a bar selects its layer,
  * clicking a heatmap cell selects its layer and step.
  *
+ * The canvases say nothing to a screen reader (or a test): the bars' values are also in a
+ * visually hidden table, and the hover line carries the hovered cell's layer, step and value.
+ *
  * Hooks: `.nbviz.nbviz-gradflow`; `canvas.nbviz-gf-bars`, `canvas.nbviz-gf-heat`;
- * `select.nbviz-gf-metric`; `.nbviz-gf-step-marker`, `.nbviz-gf-layer-marker`; `.nbviz-legend`.
+ * `table.nbviz-gf-table[data-step]` (`tr[data-layer]`, `td[data-value]`: the bars' values);
+ * `.nbviz-gf-hover[data-layer][data-step][data-value]`; `select.nbviz-gf-metric`;
+ * `.nbviz-gf-step-marker`, `.nbviz-gf-layer-marker`; `.nbviz-legend`.
  */
 
 import { h, layerLabel, viewRoot } from "../draw/dom";
@@ -52,11 +57,15 @@ export function createGradientFlow(
   const layerMarker = h("div", { class: "nbviz-gf-layer-marker" });
   const legendBox = h("div", { class: "nbviz-gf-legend" });
   const barRange = h("div", { class: "nbviz-gf-range" });
+  const caption = h("caption");
+  const tbody = h("tbody");
+  const table = h("table", { class: "nbviz-gf-table nbviz-sr-only" }, caption, tbody);
   const el = viewRoot(
     "gradflow",
     h("div", { class: "nbviz-gf-title", text: "Gradient norm per layer (log)" }),
     barRange,
     bars.canvas,
+    table,
     h("div", { class: "nbviz-gf-head" }, h("span", { text: "Heatmap of " }), select, legendBox),
     h("div", { class: "nbviz-dist-box" }, heat.canvas, stepMarker, layerMarker),
     hover,
@@ -64,7 +73,9 @@ export function createGradientFlow(
   let current: GradientFlowData = { ...data };
   let matrix: Matrix | null = null;
   let matrixKey = "";
+  let matrixThinnings = 0;
   let layers: readonly string[] = [];
+  let tableLayers: readonly string[] | null = null;
   const image = heat.ctx ? document.createElement("canvas") : null;
   const plotW = width - 2 * LEFT;
 
@@ -74,12 +85,15 @@ export function createGradientFlow(
 
   function drawHeat(): void {
     const { source, metric } = current;
-    const key = `${metric}:${source.lastStep()}:${source.series.length}:${source.steps().step.length}`;
+    const key = `${metric}:${source.lastStep()}:${source.series.length}:${source.steps().step.length}:${source.thinnings ?? 0}`;
     const list = layerList();
     if (matrix !== null && key === matrixKey && list.length === layers.length) return;
     layers = list;
     matrixKey = key;
-    matrix = metricMatrix(source, metric, layers, matrix); // new steps only, when it can
+    // New steps only, when it can; rows thinned at old steps: all again.
+    const thinnings = source.thinnings ?? 0;
+    matrix = metricMatrix(source, metric, layers, thinnings === matrixThinnings ? matrix : null);
+    matrixThinnings = thinnings;
     const scale = scaleForRun(source, metric);
     legendBox.replaceChildren(createLegend(scale));
     select.value = metric;
@@ -110,8 +124,9 @@ export function createGradientFlow(
     const scale = scaleForRun(source, "grad_norm");
     const [d0, d1] = scale.domain;
     barRange.textContent = `${formatValue(d0)} … ${formatValue(d1)}`;
-    if (ctx === null) return;
     const values = source.metricAt("grad_norm", step);
+    drawTable(values);
+    if (ctx === null) return;
     ctx.clearRect(0, 0, width, BARS_H);
     const n = layers.length;
     if (n === 0) return;
@@ -134,6 +149,34 @@ export function createGradientFlow(
     }
     ctx.fillStyle = faint;
     ctx.fillRect(LEFT, BARS_H - 1, plotW, 1);
+  }
+
+  /** The bars' values in the hidden table: rows rebuilt when the layers change, else rewritten. */
+  function drawTable(values: ReadonlyMap<string, number>): void {
+    if (tbody.rows.length !== layers.length || tableLayers !== layers) {
+      tableLayers = layers;
+      tbody.replaceChildren(
+        ...layers.map((layer) =>
+          h(
+            "tr",
+            { attrs: { "data-layer": layer } },
+            h("th", { text: layerLabel(layer) }),
+            h("td"),
+          ),
+        ),
+      );
+    }
+    caption.textContent = `Gradient norm per layer at step ${current.step}`;
+    table.dataset.step = String(current.step);
+    for (let i = 0; i < layers.length; i++) {
+      const td = tbody.rows[i]?.cells[1];
+      if (td === undefined) continue;
+      const v = values.get(layers[i] ?? "");
+      const text = v === undefined ? "" : String(v);
+      if (td.dataset.value === text) continue;
+      td.dataset.value = text;
+      td.textContent = v === undefined ? "–" : formatValue(v);
+    }
   }
 
   function drawMarkers(): void {
@@ -182,16 +225,29 @@ export function createGradientFlow(
     if (layer !== undefined) options.onSelect?.(layer);
     if (step !== undefined) options.onStep?.(step);
   }
+  function showHover(layer: string | null, step = 0, value = 0, text = ""): void {
+    if (layer === null) {
+      hover.textContent = "";
+      delete hover.dataset.layer;
+      delete hover.dataset.step;
+      delete hover.dataset.value;
+      return;
+    }
+    hover.textContent = `${layerLabel(layer)} · step ${step} · ${text}`;
+    hover.dataset.layer = layer;
+    hover.dataset.step = String(step);
+    hover.dataset.value = String(value);
+  }
   function barMove(event: MouseEvent): void {
     const rect = bars.canvas.getBoundingClientRect();
     const hit = cellAt(event.clientX - rect.left - LEFT, 0, plotW, 1, 1, layers.length);
     const layer = hit === null ? undefined : layers[hit.col];
     if (layer === undefined) {
-      hover.textContent = "";
+      showHover(null);
       return;
     }
     const v = current.source.metricAt("grad_norm", current.step).get(layer) ?? Number.NaN;
-    hover.textContent = `${layerLabel(layer)} · step ${current.step} · gradient norm ${formatValue(v)}`;
+    showHover(layer, current.step, v, `gradient norm ${formatValue(v)}`);
   }
   function heatMove(event: MouseEvent): void {
     const m = matrix;
@@ -206,11 +262,11 @@ export function createGradientFlow(
       m.steps.length,
     );
     if (hit === null) {
-      hover.textContent = "";
+      showHover(null);
       return;
     }
     const v = m.values[hit.row * m.steps.length + hit.col] ?? Number.NaN;
-    hover.textContent = `${layerLabel(layers[hit.row] ?? "")} · step ${m.steps[hit.col]} · ${formatValue(v)}`;
+    showHover(layers[hit.row] ?? "", m.steps[hit.col] ?? 0, v, formatValue(v));
   }
   function onMetric(): void {
     const metric = select.value as Metric;

@@ -69,6 +69,8 @@ export interface StatsSource {
   metricAt(metric: Metric, step: number): Map<string, number>;
   anomalies(): readonly AnomalyRow[];
   firstAnomaly(): AnomalyRow | null;
+  /** Changes when rows at old steps were dropped or replaced (retention thinning). */
+  readonly thinnings?: number;
 }
 
 /** A view: its root element, a partial update, and teardown (listeners, timers). */

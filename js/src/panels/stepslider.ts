@@ -45,6 +45,17 @@ function button(cls: string, text: string, title: string): HTMLButtonElement {
   return h("button", { class: `nbviz-btn ${cls}`, text, title, attrs: { type: "button" } });
 }
 
+const SCRUB_KEYS = new Set([
+  "ArrowLeft",
+  "ArrowRight",
+  "ArrowUp",
+  "ArrowDown",
+  "Home",
+  "End",
+  "PageUp",
+  "PageDown",
+]);
+
 export function createStepSlider(
   data: StepSliderData,
   options: StepSliderOptions = {},
@@ -163,6 +174,8 @@ export function createStepSlider(
     set(nextFollow(state, { type: "follow", lastStep: current.lastStep }), true);
   });
   el.addEventListener("keydown", (event) => {
+    // The keys scrub here: JupyterLab's notebook, further up, would cancel them.
+    if (SCRUB_KEYS.has(event.key)) event.stopPropagation();
     if (event.target === input) return; // the range handles its own keys
     const steps = current.steps;
     let step: number | null = null;
