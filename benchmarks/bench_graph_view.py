@@ -2,27 +2,28 @@
 
 Run: `.venv/bin/python benchmarks/bench_graph_view.py` (needs node_modules and Debian's
 chromium). Bundles js/tests/bench/graph-page.ts (the renderer with its layout worker inlined,
-as js/build.mjs does for the widget) into a temporary folder with the fixture graphs of
-js/tests/fixtures, serves it on 127.0.0.1 and prints medians. Targets (issue 4): first paint
-<= 1 s, expand <= 100 ms, full layout <= 5 s with no main-thread task > 100 ms, >= 30 fps.
+as js/build.mjs does for the widget; harness in tests/graph_page.py) into a temporary folder
+with the fixture graphs of js/tests/fixtures, serves it on 127.0.0.1 and prints medians.
+Targets (issue 4): first paint <= 1 s, expand <= 100 ms, full layout <= 5 s with no
+main-thread task > 100 ms, >= 30 fps.
 """
 
 from __future__ import annotations
 
-import functools
-import http.server
+import contextlib
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+from graph_page import build, serve  # noqa: E402 (the shared page harness lives with the tests)
+
 FIXTURES = ROOT / "js" / "tests" / "fixtures"
 CHROMIUM_ARGS = [
     "--headless",
@@ -34,38 +35,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-BUILD = """
-import * as esbuild from "esbuild";
-import { inlineWorker } from "./js/build.mjs";
-await esbuild.build({
-  entryPoints: { bench: "js/tests/bench/graph-page.ts", style: "js/src/style.css" },
-  outdir: process.argv[1], bundle: true, format: "esm", target: "es2020", minify: true,
-  logLevel: "warning", plugins: [inlineWorker],
-});
-"""
-PAGE = """<!doctype html><meta charset="utf-8"><link rel="stylesheet" href="style.css">
-<style>body{margin:0} #host{width:1200px}</style>
-<div id="host"></div><script type="module" src="bench.js"></script>"""
 REPEATS = 5
-
-
-def build(out: Path) -> None:
-    subprocess.run(["node", "--input-type=module", "-e", BUILD, str(out)], cwd=ROOT, check=True)
-    for name in ("gpt48", "mlp500", "resnet"):
-        shutil.copy(FIXTURES / f"{name}.json", out)
-    (out / "index.html").write_text(PAGE)
-
-
-def serve(folder: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
-    handler = functools.partial(QuietHandler, directory=str(folder))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, f"http://127.0.0.1:{server.server_address[1]}/index.html"
-
-
-class QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        pass
 
 
 def median(xs: list[float]) -> float:
@@ -76,10 +46,13 @@ def main() -> None:
     chromium = shutil.which("chromium")
     if chromium is None:
         sys.exit("chromium not found")
-    with tempfile.TemporaryDirectory() as tmp, sync_playwright() as pw:
+    with contextlib.ExitStack() as stack, sync_playwright() as pw:
+        tmp = stack.enter_context(tempfile.TemporaryDirectory())
         folder = Path(tmp)
-        build(folder)
-        server, url = serve(folder)
+        build(folder, "js/tests/bench/graph-page.ts")
+        for name in ("gpt48", "mlp500", "resnet"):
+            shutil.copy(FIXTURES / f"{name}.json", folder)
+        url = stack.enter_context(serve(folder))
         browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1280, "height": 800})
         page.on("pageerror", lambda e: print("page error:", e, file=sys.stderr))
@@ -167,7 +140,6 @@ def main() -> None:
                         f"frame {frame:.0f} ms)"
                     )
         browser.close()
-        server.shutdown()
         load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
         print(f"(load average at the end: {load} on {os.cpu_count()} CPUs; Chromium {chromium})")
 

@@ -216,11 +216,14 @@ export function createGraphView(data: GraphViewData, options: GraphViewOptions =
   let shownWaiters: (() => void)[] = [];
   function uncover(): void {
     const rect = visibleRect(transform, size.w, size.h);
-    uncovering = culler.update(rect, SHOW_PER_FRAME, performance.now() + SHOW_MS) > 0;
-    if (uncovering) {
+    const waiting = culler.update(rect, SHOW_PER_FRAME, performance.now() + SHOW_MS) > 0;
+    // a frame still pending moves the view (fit, pan): what it shows is not shown yet
+    if (waiting || frame !== 0) {
+      uncovering = true;
       schedule();
       return;
     }
+    uncovering = false;
     const waiters = shownWaiters;
     shownWaiters = [];
     for (const resolve of waiters) resolve();
