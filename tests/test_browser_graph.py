@@ -117,3 +117,38 @@ def test_the_diagram_expands_folds_searches_and_selects(
     )
     view.locator(".nbviz-tab", has_text="Modules").click()
     expect(view.locator(".nbviz-row[data-layer='blocks.3.fc'].is-selected")).to_be_visible()
+
+
+MOE = """\
+import sys
+sys.path.insert(0, {tests!r})
+import nbviz
+from trace_models import ZOO
+
+case = ZOO["moe"]()
+viz = nbviz.show(case.model, case.args[0], record=False)
+viz"""
+
+
+def test_a_routed_mixture_of_experts_shows_what_ran(
+    server: Server, page: Page, artifacts: pathlib.Path
+) -> None:
+    """A second, awkward model: one module wrapping everything (open from the start),
+    data-dependent routing, and an expert that never ran (listed, not drawn)."""
+    (server.root / "moe.ipynb").write_text((server.root / "graph.ipynb").read_text())
+    open_notebook(page, server.url, "lab", "moe.ipynb")
+    append_and_start(page, MOE.format(tests=str(pathlib.Path(__file__).parent)))
+    view = page.locator(".nbviz-structure")
+
+    expect(view.locator(".nbviz-box[data-name='router']")).to_be_visible(timeout=CELL_TIMEOUT_MS)
+    expect(view.locator(".nbviz-graph-notes")).to_contain_text("experts.3: Sequential never ran")
+    expect(view.locator(".nbviz-box[data-name='experts.3']")).to_have_count(0)
+
+    view.locator(".nbviz-box[data-name='experts.1'] [data-toggle]").click()
+    expect(view.locator(".nbviz-box[data-name='experts.1.0']")).to_be_visible(timeout=LAYOUT_MS)
+    view.locator(".nbviz-toolbar button", has_text="Fit").click()
+    inner = view.locator(".nbviz-box[data-name='experts.1.2']")
+    expect(inner).to_be_visible(timeout=LAYOUT_MS)
+    view.locator(".nbviz-graph").screenshot(path=str(artifacts / "graph-moe.png"))
+    inner.click()
+    assert append_and_run(page, "print(viz.selected)").strip() == "experts.1.2"
