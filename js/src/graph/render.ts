@@ -19,6 +19,7 @@ import {
   type GraphIndex,
   indexGraph,
   isGroup,
+  nodeBox,
   ROOT,
   ROOT_BOX,
   type VisibleGraph,
@@ -115,6 +116,17 @@ const SLICE_MS = 25;
 const SHOW_PER_FRAME = 600;
 const SHOW_MS = 12;
 
+/** Group classes laid out ahead per view change (see prefetchGroups). */
+const PREFETCH_LIMIT = 24;
+
+/** Resolves when the page is idle (or soon, where it cannot tell). */
+function idleTime(): Promise<void> {
+  if (typeof requestIdleCallback === "function") {
+    return new Promise((resolve) => requestIdleCallback(() => resolve(), { timeout: 500 }));
+  }
+  return new Promise((resolve) => setTimeout(resolve, 0));
+}
+
 /** Lets the browser run other tasks (input, paint) before continuing. */
 function yieldTask(): Promise<void> {
   if (typeof MessageChannel === "undefined") return new Promise((r) => setTimeout(r, 0));
@@ -198,8 +210,8 @@ export function createGraphView(data: GraphViewData, options: GraphViewOptions =
 
   const layouter = (): Layouter =>
     new Layouter(engine, {
-      measure(id) {
-        const box = vg.boxes.get(id);
+      measure(id, graph) {
+        const box = graph.boxes.get(id);
         if (box === undefined) return { w: 60, h: 30 };
         return measureBox(boxText(index, box), box.kind === "group");
       },
@@ -349,7 +361,27 @@ export function createGraphView(data: GraphViewData, options: GraphViewOptions =
     stats.levelsDrawn = cache.drawn;
     stats.levelsComputed = lay.computed;
     stats.boxes = mine.boxes.size;
+    void prefetchGroups(mine);
     return true;
+  }
+
+  /**
+   * In idle time, lays out (in the worker) the inside of the first closed group of each
+   * class shown, one at a time, so that a first click on any of them finds its level cached.
+   * Stops when the view changes; a click waits for one such layout at most.
+   */
+  async function prefetchGroups(mine: VisibleGraph): Promise<void> {
+    const classes = new Set<string>();
+    for (const box of mine.boxes.values()) {
+      const sig = index.nodes[box.node]?.sig ?? "";
+      if (box.kind !== "group" || classes.has(sig)) continue;
+      if (classes.size >= PREFETCH_LIMIT) return;
+      classes.add(sig);
+      await idleTime();
+      if (mine !== vg || destroyed) return;
+      const ahead = visibleGraph(index, new Set([...expanded, box.node]), unfolded);
+      await lay.prefetch(ahead, nodeBox(box.node)).catch(() => undefined);
+    }
   }
 
   /** Recomputes the visible graph and lays it out; stale layouts are dropped. */
