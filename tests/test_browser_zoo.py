@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 from graph_page import build, serve
-from playwright.sync_api import Page
+from playwright.sync_api import Page, expect
 from trace_models import ZOO
 
 import nbviz
@@ -157,4 +157,47 @@ def test_zoo_model_draws_and_opens(zoo_page: ZooPage, name: str) -> None:
         assert drawn["edges"] == root_edges(wire, shown)
 
     exercise(zoo_page, wire, -1, "root", drawn["boxes"], nested=True)
+    assert zoo_page.errors == []
+
+
+def test_keyboard_moves_opens_closes_and_selects(zoo_page: ZooPage) -> None:
+    """Arrow keys move between boxes, selecting modules as a click would; Enter unfolds the
+    blocks and opens one, Escape goes to its container, Enter closes it."""
+    zoo_page.errors.clear()
+    zoo_page.call("mount", traced("gpt"))
+    page = zoo_page.page
+    focused = page.locator(".nbviz-box.is-focused")
+
+    def press(key: str) -> None:
+        page.keyboard.press(key)
+        zoo_page.call("idle")
+
+    page.focus(".nbviz-graph-svg")
+    press("ArrowDown")
+    expect(focused).to_have_count(1)
+    assert focused.get_attribute("data-box") == "n0"  # the input, first in the flow
+    seen = []
+    while focused.get_attribute("data-kind") != "fold":
+        press("ArrowDown")
+        seen.append(focused.get_attribute("data-name"))
+        assert len(seen) < 10, f"no fold reached going down: {seen}"
+    modules = [name for name in seen if name]
+    assert "wte" in modules or "wpe" in modules, seen
+    assert zoo_page.call("selected") == "blocks.0"  # a fold is named after its first block
+    expect(focused).to_have_class(re.compile(r"\bis-selected\b"))
+
+    press("Enter")  # unfold: the focus goes to the first block
+    expect(focused).to_have_attribute("data-name", "blocks.0")
+    press("ArrowDown")
+    expect(focused).to_have_attribute("data-name", "blocks.1")
+    assert zoo_page.call("selected") == "blocks.1"
+    press("Enter")  # open: the focus goes inside
+    expect(page.locator(".nbviz-box[data-name='blocks.1']")).to_have_attribute("data-kind", "open")
+    expect(focused).to_have_attribute("data-name", re.compile(r"^blocks\.1\."))
+    press("Escape")  # to the enclosing group, which Enter closes
+    expect(focused).to_have_attribute("data-name", "blocks.1")
+    press("Enter")
+    expect(focused).to_have_attribute("data-kind", "group")
+    press("ArrowUp")
+    expect(focused).to_have_attribute("data-name", "blocks.0")
     assert zoo_page.errors == []

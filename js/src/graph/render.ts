@@ -11,11 +11,13 @@
 import { s, viewRoot } from "../draw/dom";
 import { Culler, type Rect, visibleRect } from "./cull";
 import { assemble, DrawCache, drawLevel, postOrder } from "./draw";
+import { ARROWS, nearestInDirection } from "./keys";
 import { boxText, edgeLabel, labelWidth, measureBox } from "./labels";
 import { createLayoutEngine, type FullLayout, type LayoutEngine, Layouter } from "./layout";
 import type { LayoutCompute } from "./layout-types";
 import {
   ancestors,
+  type Box,
   type GraphIndex,
   indexGraph,
   isGroup,
@@ -102,7 +104,7 @@ export function paintBox(el: Element, colors: ReadonlyMap<string, string> | null
 }
 
 let markerCount = 0;
-const MARKS = ["is-highlighted", "is-neighbour", "is-selected"];
+const MARKS = ["is-highlighted", "is-neighbour", "is-selected", "is-focused"];
 /** The first view is not zoomed out further than this. */
 const READABLE = 0.7;
 /** Below this zoom, text is hidden. */
@@ -113,7 +115,7 @@ const SLICE_MS = 25;
  * Elements uncovered per frame, and the script time spent making them (zooming out over a
  * large graph shows it over a few frames; the browser's style and paint work follows suit).
  */
-const SHOW_PER_FRAME = 600;
+const SHOW_PER_FRAME = 200;
 const SHOW_MS = 12;
 
 /** Group classes laid out ahead per view change (see prefetchGroups). */
@@ -157,7 +159,17 @@ export function createGraphView(data: GraphViewData, options: GraphViewOptions =
   const viewport = s("g", { class: "nbviz-viewport" });
   const svg = s(
     "svg",
-    { class: "nbviz-graph-svg", attrs: { role: "img", "aria-label": "Model structure" } },
+    {
+      class: "nbviz-graph-svg",
+      attrs: {
+        role: "application",
+        tabindex: 0,
+        "aria-roledescription": "diagram",
+        "aria-label":
+          "Model structure: arrow keys move between boxes, Enter opens or closes, Escape " +
+          "goes to the enclosing group",
+      },
+    },
     s(
       "defs",
       {},
@@ -192,6 +204,8 @@ export function createGraphView(data: GraphViewData, options: GraphViewOptions =
   let cache = newCache();
   let rects = new Map<string, Rect>();
   let highlighted: readonly number[] = [];
+  /** The box keyboard navigation is on (box id), or null. */
+  let focused: string | null = null;
   let neighbourIds: readonly number[] = [];
   let transform: Transform = { k: 1, x: 0, y: 0 };
   let fitted = false;
@@ -308,6 +322,9 @@ export function createGraphView(data: GraphViewData, options: GraphViewOptions =
     mark(neighbourIds, "is-neighbour");
     const sel = current.selected === null ? -1 : findModule(index, current.selected);
     mark(sel >= 0 ? [sel] : [], "is-selected");
+    if (focused !== null && vg.boxes.has(focused)) {
+      next.set(focused, [...(next.get(focused) ?? []), "is-focused"]);
+    }
     for (const cls of MARKS)
       for (const el of svg.querySelectorAll(`.${cls}`)) el.classList.remove(cls);
     marks = next;
@@ -477,6 +494,11 @@ export function createGraphView(data: GraphViewData, options: GraphViewOptions =
       void view.setExpanded(box.node, box.kind === "group");
       return;
     }
+    choose(box);
+  });
+
+  /** A box clicked or reached by keyboard: its inputs and outputs light up, a module is selected. */
+  function choose(box: Box): void {
     const nb = neighbours(index, box.node);
     neighbourIds = [...nb.inputs, ...nb.outputs];
     const node = index.nodes[box.node];
@@ -485,6 +507,49 @@ export function createGraphView(data: GraphViewData, options: GraphViewOptions =
       options.onSelect?.(node.name);
     }
     applyMarks();
+  }
+
+  /** Moves the keyboard focus to a box: marks it, brings it into view and chooses it. */
+  function focusBox(id: string): void {
+    const box = vg.boxes.get(id);
+    if (box === undefined) return;
+    focused = id;
+    centerOn(id);
+    choose(box);
+  }
+
+  /** Opens, closes or unfolds the focused box; the focus goes to what appears inside it. */
+  async function activate(box: Box): Promise<void> {
+    if (box.fold !== undefined) {
+      await view.setUnfolded(box.fold.key, true);
+      focusBox(nodeBox(box.fold.members[0] ?? box.node));
+    } else if (box.kind === "group") {
+      await view.setExpanded(box.node, true);
+      focusBox(vg.levels.get(box.id)?.children[0] ?? box.id);
+    } else if (box.kind === "open") {
+      await view.setExpanded(box.node, false);
+      focusBox(box.id);
+    }
+  }
+
+  svg.addEventListener("keydown", (event) => {
+    const dir = ARROWS[event.key];
+    const box = focused === null ? undefined : vg.boxes.get(focused);
+    if (dir !== undefined) {
+      // open groups are containers: the arrows move between the boxes drawn inside them
+      const closed = [...vg.boxes.values()].filter((b) => b.kind !== "open").map((b) => b.id);
+      const next = box === undefined ? closed[0] : nearestInDirection(rects, box.id, dir, closed);
+      if (next !== undefined && next !== null) focusBox(next);
+    } else if ((event.key === "Enter" || event.key === " ") && box !== undefined) {
+      void activate(box);
+    } else if (event.key === "Escape" && box !== undefined && box.parent !== ROOT_BOX) {
+      focusBox(box.parent);
+    } else {
+      return;
+    }
+    // handled here: neither the page nor the notebook's own shortcuts act on it
+    event.preventDefault();
+    event.stopPropagation();
   });
 
   const view: GraphView = {
@@ -502,6 +567,7 @@ export function createGraphView(data: GraphViewData, options: GraphViewOptions =
         unfolded = new Set();
         highlighted = [];
         neighbourIds = [];
+        focused = null;
         cache = newCache();
         lay = layouter();
         layout = null;

@@ -29,6 +29,8 @@ interface Report {
 const engine = createLayoutEngine();
 let view: GraphView | null = null;
 let notes: HTMLElement | null = null;
+/** Modules the diagram selected (click or keyboard), latest last. */
+const selections: string[] = [];
 
 function host(): HTMLElement {
   const el = document.getElementById("host");
@@ -81,7 +83,10 @@ const api = {
   async mount(graph: WireGraph): Promise<Report & { notes: string[]; notesHidden: boolean }> {
     view?.destroy();
     const t0 = performance.now();
-    view = createGraphView({ graph, selected: null }, { engine });
+    view = createGraphView(
+      { graph, selected: null },
+      { engine, onSelect: (name) => selections.push(name) },
+    );
     notes = graphNotes(graph);
     host().replaceChildren(notes, view.el);
     await settle(view);
@@ -101,6 +106,16 @@ const api = {
     click(toggle);
     await settle(v);
     return { ...report(box, t0), kind: boxEl(box).getAttribute("data-kind") ?? "" };
+  },
+
+  /** The module selected last by the diagram, or null. */
+  selected(): string | null {
+    return selections[selections.length - 1] ?? null;
+  },
+
+  /** Resolves when the diagram is laid out and drawn. */
+  idle(): Promise<void> {
+    return current().idle();
   },
 
   /** Reports a level as drawn now. */
