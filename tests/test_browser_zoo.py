@@ -19,8 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 from graph_page import build, serve
 from playwright.sync_api import Page, expect
+from torch import nn
 from trace_models import ZOO
 
 import nbviz
@@ -200,4 +202,29 @@ def test_keyboard_moves_opens_closes_and_selects(zoo_page: ZooPage) -> None:
     expect(focused).to_have_attribute("data-kind", "group")
     press("ArrowUp")
     expect(focused).to_have_attribute("data-name", "blocks.0")
+    assert zoo_page.errors == []
+
+
+def test_a_group_of_1200_children_opens_a_page_at_a_time(zoo_page: ZooPage) -> None:
+    """More than 1,000 children: pages of 1,000 that open (and close) one at a time."""
+    layers: list[nn.Module] = [nn.Linear(4, 4) if i % 2 == 0 else nn.ReLU() for i in range(1200)]
+    wire: Wire = json.loads(
+        json.dumps(nbviz.trace(nn.Sequential(*layers), torch.randn(2, 4)).to_wire())
+    )
+    (seq,) = [n["id"] for n in wire["nodes"] if n["kind"] == "module" and n["name"] == ""]
+    kids = [n["id"] for n in wire["nodes"] if n["parent"] == seq]
+    assert len(kids) == 1200
+    zoo_page.errors.clear()
+    zoo_page.call("mount", wire)
+    pages = zoo_page.call("level", f"n{seq}")["boxes"]
+    assert [(b["kind"], b["title"]) for b in pages] == [
+        ("page", "items 1\u20131000 of 1200"),
+        ("page", "items 1001\u20131200 of 1200"),
+    ]
+    second = pages[1]["box"]
+    opened = zoo_page.call("toggle", second)
+    assert opened["kind"] == "open"
+    assert [b["box"] for b in opened["boxes"]] == [f"n{i}" for i in kids[1000:]]
+    assert zoo_page.call("level", pages[0]["box"])["boxes"] == []  # the first stays closed
+    assert zoo_page.call("toggle", second)["kind"] == "page"
     assert zoo_page.errors == []

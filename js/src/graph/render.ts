@@ -22,6 +22,7 @@ import {
   indexGraph,
   isGroup,
   nodeBox,
+  pageOf,
   ROOT,
   ROOT_BOX,
   type VisibleGraph,
@@ -227,7 +228,7 @@ export function createGraphView(data: GraphViewData, options: GraphViewOptions =
       measure(id, graph) {
         const box = graph.boxes.get(id);
         if (box === undefined) return { w: 60, h: 30 };
-        return measureBox(boxText(index, box), box.kind === "group");
+        return measureBox(boxText(index, box), box.kind === "group" || box.kind === "page");
       },
       // Shape labels are drawn beside their edges rather than laid out by ELK: label dummies
       // double the layers ELK works through, and the layout grows much taller.
@@ -430,9 +431,11 @@ export function createGraphView(data: GraphViewData, options: GraphViewOptions =
           changed = true;
         }
         const fold = index.foldOf.get(a);
-        if (fold !== undefined && !unfolded.has(fold.key)) {
-          unfolded.add(fold.key);
-          changed = true;
+        for (const key of [fold?.key, pageOf(index, a)]) {
+          if (key !== undefined && !unfolded.has(key)) {
+            unfolded.add(key);
+            changed = true;
+          }
         }
       }
     }
@@ -486,8 +489,12 @@ export function createGraphView(data: GraphViewData, options: GraphViewOptions =
       applyMarks();
       return;
     }
-    if (box.fold !== undefined) {
-      void view.setUnfolded(box.fold.key, true);
+    if (box.fold !== undefined || box.kind === "page") {
+      void activate(box);
+      return;
+    }
+    if (box.page !== undefined) {
+      if (target?.closest("[data-toggle]")) void view.setUnfolded(box.page.key, false);
       return;
     }
     if (target?.closest("[data-toggle]") && (box.kind === "group" || box.kind === "open")) {
@@ -499,6 +506,7 @@ export function createGraphView(data: GraphViewData, options: GraphViewOptions =
 
   /** A box clicked or reached by keyboard: its inputs and outputs light up, a module is selected. */
   function choose(box: Box): void {
+    if (box.page !== undefined) return; // a page is no layer
     const nb = neighbours(index, box.node);
     neighbourIds = [...nb.inputs, ...nb.outputs];
     const node = index.nodes[box.node];
@@ -518,17 +526,24 @@ export function createGraphView(data: GraphViewData, options: GraphViewOptions =
     choose(box);
   }
 
-  /** Opens, closes or unfolds the focused box; the focus goes to what appears inside it. */
+  /** Opens, closes or unfolds a box; with the keyboard on it, the focus follows inside. */
   async function activate(box: Box): Promise<void> {
+    const follow = (id: string): void => {
+      if (focused !== null) focusBox(id);
+    };
     if (box.fold !== undefined) {
       await view.setUnfolded(box.fold.key, true);
-      focusBox(nodeBox(box.fold.members[0] ?? box.node));
+      follow(nodeBox(box.fold.members[0] ?? box.node));
+    } else if (box.page !== undefined) {
+      const open = box.kind === "open";
+      await view.setUnfolded(box.page.key, !open);
+      follow(open ? box.id : (vg.levels.get(box.id)?.children[0] ?? box.id));
     } else if (box.kind === "group") {
       await view.setExpanded(box.node, true);
-      focusBox(vg.levels.get(box.id)?.children[0] ?? box.id);
+      follow(vg.levels.get(box.id)?.children[0] ?? box.id);
     } else if (box.kind === "open") {
       await view.setExpanded(box.node, false);
-      focusBox(box.id);
+      follow(box.id);
     }
   }
 
@@ -593,6 +608,10 @@ export function createGraphView(data: GraphViewData, options: GraphViewOptions =
     expandAll() {
       expanded = new Set([...index.children.keys()].filter((g) => g !== ROOT));
       unfolded = new Set(index.folds.map((f) => f.key));
+      for (const id of index.nodes.keys()) {
+        const page = pageOf(index, id);
+        if (page !== undefined) unfolded.add(page);
+      }
       return refresh();
     },
     collapseAll() {
