@@ -119,8 +119,9 @@ const SLICE_MS = 25;
 const SHOW_PER_FRAME = 200;
 const SHOW_MS = 12;
 
-/** Group classes laid out ahead per view change (see prefetchGroups). */
+/** Group classes laid out ahead per view change, and after how long a pause (prefetchGroups). */
 const PREFETCH_LIMIT = 24;
+const PREFETCH_QUIET_MS = 300;
 
 /** Resolves when the page is idle (or soon, where it cannot tell). */
 function idleTime(): Promise<void> {
@@ -379,7 +380,8 @@ export function createGraphView(data: GraphViewData, options: GraphViewOptions =
     stats.levelsDrawn = cache.drawn;
     stats.levelsComputed = lay.computed;
     stats.boxes = mine.boxes.size;
-    void prefetchGroups(mine);
+    // only once the user pauses: a click waits for a layout already running in the worker
+    setTimeout(() => void prefetchGroups(mine), PREFETCH_QUIET_MS);
     return true;
   }
 
