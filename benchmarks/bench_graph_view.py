@@ -23,19 +23,9 @@ from playwright.sync_api import sync_playwright
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
-from graph_page import build, serve  # noqa: E402 (the shared page harness lives with the tests)
+from graph_page import CHROMIUM_ARGS, build, serve  # noqa: E402 (the shared page harness lives with the tests)
 
 FIXTURES = ROOT / "js" / "tests" / "fixtures"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 REPEATS = 5
 #: Pause between the diagram appearing and the first click on it.
 PAUSE_MS = 500

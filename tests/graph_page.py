@@ -16,6 +16,17 @@ from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+#: Headless Chromium for the benchmarks (the tests' own come from conftest's fixture).
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 BUILD = """
 import * as esbuild from "esbuild";
 import { inlineWorker } from "./js/build.mjs";
