@@ -135,7 +135,13 @@ def test_a_routed_mixture_of_experts_shows_what_ran(
 ) -> None:
     """A second, awkward model: one module wrapping everything (open from the start),
     data-dependent routing, and an expert that never ran (listed, not drawn)."""
-    (server.root / "moe.ipynb").write_text((server.root / "graph.ipynb").read_text())
+    notebook = {
+        "cells": [],
+        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3"}},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+    (server.root / "moe.ipynb").write_text(json.dumps(notebook))  # the other one is saved by now
     open_notebook(page, server.url, "lab", "moe.ipynb")
     append_and_start(page, MOE.format(tests=str(pathlib.Path(__file__).parent)))
     view = page.locator(".nbviz-structure")
