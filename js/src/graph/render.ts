@@ -116,7 +116,7 @@ const SLICE_MS = 25;
  * Elements uncovered per frame, and the script time spent making them (zooming out over a
  * large graph shows it over a few frames; the browser's style and paint work follows suit).
  */
-const SHOW_PER_FRAME = 200;
+const SHOW_PER_FRAME = 120;
 const SHOW_MS = 12;
 
 /** Group classes laid out ahead per view change, and after how long a pause (prefetchGroups). */
