@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -130,6 +131,15 @@ viz = nbviz.show(case.model, case.args[0], record=False)
 viz"""
 
 
+def end_sessions(base: str) -> None:
+    """Shuts down every notebook session (and its kernel) of the server."""
+    with urllib.request.urlopen(f"{base}/api/sessions", timeout=10) as response:
+        sessions: list[dict[str, Any]] = json.load(response)
+    for session in sessions:
+        request = urllib.request.Request(f"{base}/api/sessions/{session['id']}", method="DELETE")
+        urllib.request.urlopen(request, timeout=30).close()
+
+
 def test_a_routed_mixture_of_experts_shows_what_ran(
     server: Server, page: Page, artifacts: pathlib.Path
 ) -> None:
@@ -142,6 +152,11 @@ def test_a_routed_mixture_of_experts_shows_what_ran(
         "nbformat_minor": 5,
     }
     (server.root / "moe.ipynb").write_text(json.dumps(notebook))  # the other one is saved by now
+    # One kernel (open_notebook waits for the only session to be idle), and a clean workspace:
+    # the saved one reopens the first test's notebook, whose tab may end up in front.
+    end_sessions(server.url)
+    page.goto(f"{server.url}/lab?reset")
+    page.locator(".jp-LauncherBody, .jp-Launcher").first.wait_for(timeout=60_000)
     open_notebook(page, server.url, "lab", "moe.ipynb")
     append_and_start(page, MOE.format(tests=str(pathlib.Path(__file__).parent)))
     view = page.locator(".nbviz-structure")
