@@ -18,10 +18,14 @@ from __future__ import annotations
 
 import statistics
 import sys
+from pathlib import Path
 from typing import Any
 
-from _browser import launch, static_page
 from playwright.sync_api import Page, sync_playwright
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))  # the page and notebook harnesses live with the tests
+from static_page import launch, static_page  # noqa: E402
 
 STYLE = ".box{display:inline-block;font-size:9px;padding:2px;margin:1px}"
 LAYERS = 200

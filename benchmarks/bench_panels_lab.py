@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _browser import ROOT, launch
 from playwright.sync_api import Page, expect, sync_playwright
 
 import nbviz
@@ -42,9 +41,11 @@ from nbviz.records import RECORD_FIELDS, LayerMeta, SeriesKey, StatRecord, StepR
 from nbviz.stats import Histogram
 from nbviz.store import RunWriter
 
-sys.path.insert(0, str(ROOT / "tests"))
-from jupyter_server import jupyter_server
-from notebook_ui import CELL_TIMEOUT_MS, append_and_run, open_notebook
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))  # the page and notebook harnesses live with the tests
+from jupyter_server import jupyter_server  # noqa: E402
+from notebook_ui import CELL_TIMEOUT_MS, append_and_run, open_notebook  # noqa: E402
+from static_page import launch  # noqa: E402
 
 LAYERS = 200
 STEPS = 1000

@@ -9,19 +9,10 @@ from typing import Any
 
 import pytest
 from jupyter_server import Server, jupyter_server
+from static_page import CHROMIUM_ARGS
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO / "test-artifacts"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

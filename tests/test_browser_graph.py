@@ -3,7 +3,10 @@ in both directions with Python, the trace's warnings and the autograd tab."""
 
 from __future__ import annotations
 
+import json
 import pathlib
+import urllib.request
+from typing import Any
 
 import pytest
 from conftest import EMPTY_NOTEBOOK
@@ -90,3 +93,58 @@ def test_the_diagram_expands_folds_searches_and_selects(
     )
     view.locator(".nbviz-tab", has_text="Modules").click()
     expect(view.locator(".nbviz-row[data-layer='blocks.3.fc'].is-selected")).to_be_visible()
+
+
+MOE = """\
+import sys
+sys.path.insert(0, {tests!r})
+import nbviz
+from trace_models import ZOO
+
+case = ZOO["moe"]()
+viz = nbviz.show(case.model, case.args[0], record=False)
+viz"""
+
+
+def end_sessions(base: str) -> None:
+    """Shuts down every notebook session (and its kernel) of the server."""
+    with urllib.request.urlopen(f"{base}/api/sessions", timeout=10) as response:
+        sessions: list[dict[str, Any]] = json.load(response)
+    for session in sessions:
+        request = urllib.request.Request(f"{base}/api/sessions/{session['id']}", method="DELETE")
+        urllib.request.urlopen(request, timeout=30).close()
+
+
+def test_a_routed_mixture_of_experts_shows_what_ran(
+    lab: Server, page: Page, artifacts: pathlib.Path
+) -> None:
+    """A second, awkward model: one module wrapping everything (open from the start),
+    data-dependent routing, and an expert that never ran (listed, not drawn)."""
+    notebook = {
+        "cells": [],
+        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3"}},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+    (lab.root / "moe.ipynb").write_text(json.dumps(notebook))  # the other one is saved by now
+    # One kernel (open_notebook waits for the only session to be idle), and a clean workspace:
+    # the saved one reopens the first test's notebook, whose tab may end up in front.
+    end_sessions(lab.url)
+    page.goto(f"{lab.url}/lab?reset")
+    page.locator(".jp-LauncherBody, .jp-Launcher").first.wait_for(timeout=60_000)
+    open_notebook(page, lab.url, "lab", "moe.ipynb")
+    append_and_start(page, MOE.format(tests=str(pathlib.Path(__file__).parent)))
+    view = page.locator(".nbviz-structure")
+
+    expect(view.locator(".nbviz-box[data-name='router']")).to_be_visible(timeout=CELL_TIMEOUT_MS)
+    expect(view.locator(".nbviz-graph-notes")).to_contain_text("experts.3: Sequential never ran")
+    expect(view.locator(".nbviz-box[data-name='experts.3']")).to_have_count(0)
+
+    view.locator(".nbviz-box[data-name='experts.1'] [data-toggle]").click()
+    expect(view.locator(".nbviz-box[data-name='experts.1.0']")).to_be_visible(timeout=LAYOUT_MS)
+    view.locator(".nbviz-toolbar button", has_text="Fit").click()
+    inner = view.locator(".nbviz-box[data-name='experts.1.2']")
+    expect(inner).to_be_visible(timeout=LAYOUT_MS)
+    view.locator(".nbviz-graph").screenshot(path=str(artifacts / "graph-moe.png"))
+    inner.click()
+    assert append_and_run(page, "print(viz.selected)").strip() == "experts.1.2"

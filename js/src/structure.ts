@@ -9,6 +9,7 @@
 
 import { h, viewRoot } from "./draw/dom";
 import { createTree } from "./draw/tree";
+import { graphNotes } from "./graph/notes";
 import { createGraphView, type GraphView } from "./graph/render";
 import type { WireGraph } from "./graph/wire";
 import {
@@ -47,19 +48,6 @@ function graphOf(state: StateModel): WireGraph | null {
 function warningsOf(state: StateModel): string[] {
   const warnings: unknown = state.get("warnings");
   return Array.isArray(warnings) ? warnings.filter((w) => typeof w === "string") : [];
-}
-
-/** What the trace could not see, and the forward's error: never a silent omission. */
-function graphNotes(graph: WireGraph): HTMLElement {
-  const items = graph.warnings.map((w) =>
-    h("li", { text: w.module ? `${w.module}: ${w.message}` : w.message }),
-  );
-  if (graph.error) items.unshift(h("li", { class: "nbviz-error", text: graph.error }));
-  return h(
-    "ul",
-    { class: "nbviz-warnings nbviz-graph-notes", attrs: { hidden: items.length === 0 } },
-    ...items,
-  );
 }
 
 interface GraphPane {

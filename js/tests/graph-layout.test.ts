@@ -133,6 +133,29 @@ describe("Layouter", () => {
     expect(apart.computed).toBe(1 + 6 * 3);
   });
 
+  it("prefetches a closed group's level: opening it or an identical block lays out the root alone", async () => {
+    const index = indexGraph(gpt(6));
+    const unfolded = new Set(index.folds.map((f) => f.key));
+    const block = (i: number) =>
+      index.nodes.findIndex((n) => n?.name === `blocks.${i}` && n.kind === "module");
+    const layouter = new Layouter(createLayoutEngine(createElkCompute()), options);
+    await layouter.layout(visibleGraph(index, none, unfolded));
+    expect(layouter.computed).toBe(1);
+    const ahead = visibleGraph(index, new Set([block(0)]), unfolded);
+    await layouter.prefetch(ahead, nodeBox(block(0)));
+    expect(layouter.computed).toBe(2);
+
+    const opened = visibleGraph(index, new Set([block(3)]), unfolded);
+    const full = await layouter.layout(opened);
+    expect(layouter.computed).toBe(3); // the root, now holding an open block
+    const inside = full?.levels.get(nodeBox(block(3)));
+    expect(inside?.level.children.length).toBe(index.children.get(block(3))?.length);
+
+    // a level with an open child depends on that child's layout: not prefetched
+    await layouter.prefetch(opened, ROOT_BOX);
+    expect(layouter.computed).toBe(3);
+  });
+
   it("runs in process only without a bundled worker", () => {
     expect(WORKER_SOURCE).toBe("");
     expect(() => createLayoutEngine()).toThrow(/no layout worker/);

@@ -7,6 +7,9 @@ import {
   indexGraph,
   levelAnchors,
   nodeBox,
+  PAGE_SIZE,
+  pageKey,
+  pageOf,
   ROOT,
   ROOT_BOX,
   visibleGraph,
@@ -173,5 +176,64 @@ describe("folding", () => {
   it("folds a 48-block GPT to a handful of top-level boxes", () => {
     const vg = visibleGraph(indexGraph(gpt(48)), none, none);
     expect(vg.levels.get(ROOT_BOX)?.children.length).toBeLessThan(12);
+  });
+});
+
+/** x -> net(n chained Linear leaves) -> out; `same`: identical leaves (they fold). */
+function longChain(n: number, same: boolean) {
+  const g = new GraphBuilder();
+  let prev = g.node("input", "x", "Tensor", -1, [2, 4]);
+  const net = g.node("module", "net", "Sequential", -1, [2, 4]);
+  const leaves: number[] = [];
+  for (let i = 0; i < n; i++) {
+    prev = g.leaf(`net.${i}`, "Linear", net, [2, 4], same ? 20 : 20 + (i % 2), prev);
+    leaves.push(prev);
+  }
+  g.edge(prev, g.node("output", "out", "Tensor", -1, [2, 4]));
+  return { index: indexGraph(g.graph), net, leaves };
+}
+
+describe("pages of a group with more than PAGE_SIZE children", () => {
+  it("shows pages that open one at a time, edges lifted to them", () => {
+    const { index, net, leaves } = longChain(2500, false);
+    const pages = [0, 1, 2].map((k) => pageKey(net, k));
+    const closed = visibleGraph(index, new Set([net]), none);
+    expect(closed.levels.get(nodeBox(net))?.children).toEqual(pages);
+    const described = pages.map((p) => {
+      const box = closed.boxes.get(p);
+      return [box?.kind, box?.page?.first, box?.page?.count, box?.page?.of];
+    });
+    expect(described).toEqual([
+      ["page", 0, 1000, 2500],
+      ["page", 1000, 1000, 2500],
+      ["page", 2000, 500, 2500],
+    ]);
+    expect(closed.boxOf[leaves[1500] ?? -1]).toBe(pages[1]);
+    const edges = closed.levels.get(nodeBox(net))?.edges.map((e) => `${e.src}>${e.dst}`);
+    expect(edges?.sort()).toEqual(
+      [
+        `${ANCHOR_IN}>${pages[0]}`,
+        `${pages[0]}>${pages[1]}`,
+        `${pages[1]}>${pages[2]}`,
+        `${pages[2]}>${ANCHOR_OUT}`,
+      ].sort(),
+    );
+
+    const open = visibleGraph(index, new Set([net]), new Set([pages[1] ?? ""]));
+    expect(open.boxes.get(pages[1] ?? "")?.kind).toBe("open");
+    const inside = open.levels.get(pages[1] ?? "");
+    expect(inside?.children).toEqual(leaves.slice(1000, 2000).map(nodeBox));
+    expect(open.boxOf[leaves[999] ?? -1]).toBe(pages[0]); // the other pages stay closed
+    expect(inside?.edges.filter((e) => e.src === ANCHOR_IN).map((e) => e.dst)).toEqual([
+      nodeBox(leaves[1000] ?? -1),
+    ]);
+  });
+
+  it("knows the page of a node, and keeps folds inside one page", () => {
+    const { index, net, leaves } = longChain(PAGE_SIZE + 200, true);
+    expect(pageOf(index, leaves[PAGE_SIZE + 5] ?? -1)).toBe(pageKey(net, 1));
+    expect(pageOf(index, leaves[3] ?? -1)).toBe(pageKey(net, 0));
+    expect(pageOf(index, net)).toBeUndefined(); // the top level has three children
+    expect(index.folds.map((f) => f.members.length)).toEqual([PAGE_SIZE, 200]);
   });
 });

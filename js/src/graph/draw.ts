@@ -19,6 +19,7 @@ import {
   labelWidth,
   localName,
   nodeColor,
+  pageTitle,
 } from "./labels";
 import { ANCHOR_SIZE, type FullLayout, GROUP_HEADER, GROUP_PAD, type LevelLayout } from "./layout";
 import type { LayoutResult } from "./layout-types";
@@ -156,10 +157,10 @@ function drawBox(
     attrs: {
       "data-box": box.id,
       "data-kind": box.kind,
-      "data-name": node?.kind === "module" ? node.name : undefined,
+      "data-name": node?.kind === "module" && box.page === undefined ? node.name : undefined,
     },
   });
-  const fill = node ? nodeColor(node) : "#eee";
+  const fill = node && box.page === undefined ? nodeColor(node) : "#eee";
   if (box.kind === "fold") {
     for (const off of [6, 3]) {
       g.append(
@@ -177,7 +178,9 @@ function drawBox(
     }),
   );
   if (box.kind === "open") {
-    const title = `${localName(index, box.node)} · ${node?.cls ?? ""}`;
+    const title = box.page
+      ? pageTitle(box.page)
+      : `${localName(index, box.node)} · ${node?.cls ?? ""}`;
     g.append(
       s("text", { class: "nbviz-toggle", attrs: { x: 6, y: 16, "data-toggle": "" }, text: "▾" }),
       s("text", { class: "nbviz-box-title", attrs: { x: 20, y: 16 }, text: title }),
@@ -190,7 +193,7 @@ function drawBox(
       s("text", { class: line.cls, attrs: { x: 10, y: 16 + i * LINE_HEIGHT }, text: line.text }),
     );
   });
-  if (box.kind === "group") {
+  if (box.kind === "group" || box.kind === "page") {
     g.append(
       s("text", {
         class: "nbviz-toggle",
@@ -236,12 +239,12 @@ export function drawLevel(
     };
     const rect = { x0: pos.x, y0: pos.y, x1: pos.x + size.w + 6, y1: pos.y + size.h + 6 };
     if (box.kind === "open") {
-      // containers are made at once: their slot holds the nested level
+      // The slot that holds the nested level is made now (assemble fills it); the container
+      // around it only once in view, like any box: until then the nested level is detached,
+      // and costs the browser no style or layout (500 open groups at once: 200 ms).
       const slot = s("g", { attrs: { transform: `translate(${GROUP_PAD},${GROUP_HEADER})` } });
       slots.set(c, slot);
-      const el = make(slot)();
-      boxesG.append(el);
-      items.push({ el, parent: boxesG, make: () => el, ...rect });
+      items.push({ el: null, parent: boxesG, make: make(slot), ...rect });
     } else {
       items.push({ el: null, parent: boxesG, make: make(null), ...rect });
     }

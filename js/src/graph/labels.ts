@@ -1,7 +1,7 @@
 /** Text and colour of the boxes and edges: deterministic, no DOM, no locale. */
 
 import { formatParams, formatShape } from "../format";
-import { type Box, type GraphIndex, ROOT } from "./model";
+import { type Box, type GraphIndex, type Page, ROOT } from "./model";
 import type { WireNode } from "./wire";
 
 /** 32-bit FNV-1a of a string's UTF-16 code units. */
@@ -78,7 +78,21 @@ export interface BoxText {
   tooltip: string;
 }
 
+/** "items 1001–2000 of 3000": a page's title. */
+export function pageTitle(page: Page): string {
+  return `items ${page.first + 1}–${page.first + page.count} of ${page.of}`;
+}
+
 export function boxText(index: GraphIndex, box: Box): BoxText {
+  if (box.page !== undefined) {
+    const group = index.nodes[box.page.group]?.name || "the top level";
+    return {
+      title: pageTitle(box.page),
+      subtitle: group,
+      detail: "",
+      tooltip: `${pageTitle(box.page)} of ${group}, shown a page at a time; click to open`,
+    };
+  }
   const node = index.nodes[box.node];
   if (node === undefined) return { title: "?", subtitle: "", detail: "", tooltip: "" };
   const shape = node.shape ? formatShape(node.shape) : "";

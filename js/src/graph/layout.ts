@@ -96,8 +96,8 @@ export interface FullLayout {
 }
 
 export interface LayouterOptions {
-  /** Size of a box that is not an open group. */
-  measure(boxId: string): Size;
+  /** Size of a box of `graph` that is not an open group. */
+  measure(boxId: string, graph: VisibleGraph): Size;
   /** Width of an edge's label, 0 for none. */
   labelWidth(edge: Level["edges"][number]): number;
   /**
@@ -141,10 +141,22 @@ export class Layouter {
     };
     for (const level of graph.levels.values()) {
       for (const c of level.children)
-        if (!graph.levels.has(c)) sizes.set(c, this.options.measure(c));
+        if (!graph.levels.has(c)) sizes.set(c, this.options.measure(c, graph));
     }
     const ok = await run(ROOT_BOX);
     return ok && generation === this.generation ? { levels, sizes } : null;
+  }
+
+  /**
+   * Lays out one level of `graph` ahead of need, into the cache (so that opening it later, or
+   * an identical block, costs only its ancestors' layouts). The level's children must all be
+   * closed; otherwise nothing is done.
+   */
+  async prefetch(graph: VisibleGraph, id: string): Promise<void> {
+    const level = graph.levels.get(id);
+    if (level === undefined || level.children.some((c) => graph.levels.has(c))) return;
+    const sizes = new Map(level.children.map((c) => [c, this.options.measure(c, graph)]));
+    await this.compute(this.request(level, sizes), this.options.share === false ? id : "");
   }
 
   private request(level: Level, sizes: Map<string, Size>): LayoutRequest {

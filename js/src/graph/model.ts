@@ -5,6 +5,12 @@
 
 import type { WireGraph, WireNode } from "./wire";
 
+/**
+ * Groups (and the top level) with more children than this show them in pages of this many,
+ * each a box that opens on its own: one click never lays out thousands of boxes.
+ */
+export const PAGE_SIZE = 1000;
+
 /** The top level, as a group id. */
 export const ROOT = -1;
 /** The top level, as a box id. */
@@ -99,7 +105,8 @@ function findFolds(index: GraphIndex): Fold[] {
       }
       run = [];
     };
-    for (const id of kids) {
+    for (const [i, id] of kids.entries()) {
+      if (kids.length > PAGE_SIZE && i % PAGE_SIZE === 0) flush(); // a fold stays in its page
       const node = index.nodes[id];
       const prev = run[run.length - 1];
       const foldable = node?.kind === "module" && node.sig !== "";
@@ -143,7 +150,27 @@ export function indexGraph(graph: WireGraph): GraphIndex {
   return index;
 }
 
-export type BoxKind = "leaf" | "group" | "open" | "fold";
+export type BoxKind = "leaf" | "group" | "open" | "fold" | "page";
+
+/** A page of a group with more than PAGE_SIZE children: children first..first+count-1 of `of`. */
+export interface Page {
+  /** Its box id, and its key in the `unfolded` set when open: "p:<group id>:<page>". */
+  key: string;
+  group: number;
+  first: number;
+  count: number;
+  of: number;
+}
+
+export const pageKey = (group: number, page: number): string => `p:${group}:${page}`;
+
+/** The page of its parent that holds node `id`, when its parent is paged. */
+export function pageOf(index: GraphIndex, id: number): string | undefined {
+  const parent = index.parent[id] ?? ROOT;
+  const kids = index.children.get(parent) ?? [];
+  if (kids.length <= PAGE_SIZE) return undefined;
+  return pageKey(parent, Math.floor(kids.indexOf(id) / PAGE_SIZE));
+}
 
 export interface Box {
   /** "n<node id>", or "f:<fold key>" for a folded run. */
@@ -151,9 +178,11 @@ export interface Box {
   kind: BoxKind;
   /** The node drawn (a fold's first member). */
   node: number;
-  /** The containing box: ROOT_BOX or an open group's box. */
+  /** The containing box: ROOT_BOX, an open group's box or an open page's. */
   parent: string;
   fold?: Fold;
+  /** Set on a page's box (kind "page", or "open" when opened). */
+  page?: Page;
 }
 
 export interface VisibleEdge {
@@ -229,13 +258,40 @@ export function visibleGraph(
   };
 
   const visit = (group: number, container: string): void => {
+    const kids = index.children.get(group) ?? [];
+    if (kids.length <= PAGE_SIZE) {
+      fill(kids, container);
+      return;
+    }
+    const pages: Level = { id: container, children: [], edges: [] };
+    levels.set(container, pages);
+    for (let first = 0; first < kids.length; first += PAGE_SIZE) {
+      const members = kids.slice(first, first + PAGE_SIZE);
+      const key = pageKey(group, first / PAGE_SIZE);
+      const page: Page = { key, group, first, count: members.length, of: kids.length };
+      const open = unfolded.has(key);
+      boxes.set(key, {
+        id: key,
+        kind: open ? "open" : "page",
+        node: kids[first] ?? group,
+        parent: container,
+        page,
+      });
+      pages.children.push(key);
+      if (open) fill(members, key);
+      else for (const id of members) hide(id, key);
+    }
+  };
+
+  /** The level `container` showing nodes `ids`. */
+  const fill = (ids: readonly number[], container: string): void => {
     const level: Level = { id: container, children: [], edges: [] };
     levels.set(container, level);
     const add = (box: Box): void => {
       boxes.set(box.id, box);
       level.children.push(box.id);
     };
-    for (const id of index.children.get(group) ?? []) {
+    for (const id of ids) {
       const fold = index.foldOf.get(id);
       if (fold !== undefined && !unfolded.has(fold.key)) {
         const id0 = foldBox(fold.key);

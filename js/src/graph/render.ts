@@ -11,14 +11,18 @@
 import { s, viewRoot } from "../draw/dom";
 import { Culler, type Rect, visibleRect } from "./cull";
 import { assemble, DrawCache, drawLevel, postOrder } from "./draw";
+import { ARROWS, nearestInDirection } from "./keys";
 import { boxText, edgeLabel, labelWidth, measureBox } from "./labels";
 import { createLayoutEngine, type FullLayout, type LayoutEngine, Layouter } from "./layout";
 import type { LayoutCompute } from "./layout-types";
 import {
   ancestors,
+  type Box,
   type GraphIndex,
   indexGraph,
   isGroup,
+  nodeBox,
+  pageOf,
   ROOT,
   ROOT_BOX,
   type VisibleGraph,
@@ -115,7 +119,7 @@ export function paintBox(el: Element, colors: ReadonlyMap<string, string> | null
 }
 
 let markerCount = 0;
-const MARKS = ["is-highlighted", "is-neighbour", "is-selected"];
+const MARKS = ["is-highlighted", "is-neighbour", "is-selected", "is-focused"];
 /** The first view is not zoomed out further than this. */
 const READABLE = 0.7;
 /** Below this zoom, text is hidden. */
@@ -126,8 +130,20 @@ const SLICE_MS = 25;
  * Elements uncovered per frame, and the script time spent making them (zooming out over a
  * large graph shows it over a few frames; the browser's style and paint work follows suit).
  */
-const SHOW_PER_FRAME = 600;
+const SHOW_PER_FRAME = 120;
 const SHOW_MS = 12;
+
+/** Group classes laid out ahead per view change, and after how long a pause (prefetchGroups). */
+const PREFETCH_LIMIT = 24;
+const PREFETCH_QUIET_MS = 300;
+
+/** Resolves when the page is idle (or soon, where it cannot tell). */
+function idleTime(): Promise<void> {
+  if (typeof requestIdleCallback === "function") {
+    return new Promise((resolve) => requestIdleCallback(() => resolve(), { timeout: 500 }));
+  }
+  return new Promise((resolve) => setTimeout(resolve, 0));
+}
 
 /** Lets the browser run other tasks (input, paint) before continuing. */
 function yieldTask(): Promise<void> {
@@ -159,7 +175,17 @@ export function createGraphView(data: GraphViewData, options: GraphViewOptions =
   const viewport = s("g", { class: "nbviz-viewport" });
   const svg = s(
     "svg",
-    { class: "nbviz-graph-svg", attrs: { role: "img", "aria-label": "Model structure" } },
+    {
+      class: "nbviz-graph-svg",
+      attrs: {
+        role: "application",
+        tabindex: 0,
+        "aria-roledescription": "diagram",
+        "aria-label":
+          "Model structure: arrow keys move between boxes, Enter opens or closes, Escape " +
+          "goes to the enclosing group",
+      },
+    },
     s(
       "defs",
       {},
@@ -195,6 +221,8 @@ export function createGraphView(data: GraphViewData, options: GraphViewOptions =
   let cache = newCache();
   let rects = new Map<string, Rect>();
   let highlighted: readonly number[] = [];
+  /** The box keyboard navigation is on (box id), or null. */
+  let focused: string | null = null;
   let neighbourIds: readonly number[] = [];
   let transform: Transform = { k: 1, x: 0, y: 0 };
   let fitted = false;
@@ -213,10 +241,10 @@ export function createGraphView(data: GraphViewData, options: GraphViewOptions =
 
   const layouter = (): Layouter =>
     new Layouter(engine, {
-      measure(id) {
-        const box = vg.boxes.get(id);
+      measure(id, graph) {
+        const box = graph.boxes.get(id);
         if (box === undefined) return { w: 60, h: 30 };
-        return measureBox(boxText(index, box), box.kind === "group");
+        return measureBox(boxText(index, box), box.kind === "group" || box.kind === "page");
       },
       // Shape labels are drawn beside their edges rather than laid out by ELK: label dummies
       // double the layers ELK works through, and the layout grows much taller.
@@ -231,11 +259,14 @@ export function createGraphView(data: GraphViewData, options: GraphViewOptions =
   let shownWaiters: (() => void)[] = [];
   function uncover(): void {
     const rect = visibleRect(transform, size.w, size.h);
-    uncovering = culler.update(rect, SHOW_PER_FRAME, performance.now() + SHOW_MS) > 0;
-    if (uncovering) {
+    const waiting = culler.update(rect, SHOW_PER_FRAME, performance.now() + SHOW_MS) > 0;
+    // a frame still pending moves the view (fit, pan): what it shows is not shown yet
+    if (waiting || frame !== 0) {
+      uncovering = true;
       schedule();
       return;
     }
+    uncovering = false;
     const waiters = shownWaiters;
     shownWaiters = [];
     for (const resolve of waiters) resolve();
@@ -308,6 +339,9 @@ export function createGraphView(data: GraphViewData, options: GraphViewOptions =
     mark(neighbourIds, "is-neighbour");
     const sel = current.selected === null ? -1 : findModule(index, current.selected);
     mark(sel >= 0 ? [sel] : [], "is-selected");
+    if (focused !== null && vg.boxes.has(focused)) {
+      next.set(focused, [...(next.get(focused) ?? []), "is-focused"]);
+    }
     for (const cls of MARKS)
       for (const el of svg.querySelectorAll(`.${cls}`)) el.classList.remove(cls);
     marks = next;
@@ -361,7 +395,28 @@ export function createGraphView(data: GraphViewData, options: GraphViewOptions =
     stats.levelsDrawn = cache.drawn;
     stats.levelsComputed = lay.computed;
     stats.boxes = mine.boxes.size;
+    // only once the user pauses: a click waits for a layout already running in the worker
+    setTimeout(() => void prefetchGroups(mine), PREFETCH_QUIET_MS);
     return true;
+  }
+
+  /**
+   * In idle time, lays out (in the worker) the inside of the first closed group of each
+   * class shown, one at a time, so that a first click on any of them finds its level cached.
+   * Stops when the view changes; a click waits for one such layout at most.
+   */
+  async function prefetchGroups(mine: VisibleGraph): Promise<void> {
+    const classes = new Set<string>();
+    for (const box of mine.boxes.values()) {
+      const sig = index.nodes[box.node]?.sig ?? "";
+      if (box.kind !== "group" || classes.has(sig)) continue;
+      if (classes.size >= PREFETCH_LIMIT) return;
+      classes.add(sig);
+      await idleTime();
+      if (mine !== vg || destroyed) return;
+      const ahead = visibleGraph(index, new Set([...expanded, box.node]), unfolded);
+      await lay.prefetch(ahead, nodeBox(box.node)).catch(() => undefined);
+    }
   }
 
   /** Recomputes the visible graph and lays it out; stale layouts are dropped. */
@@ -394,9 +449,11 @@ export function createGraphView(data: GraphViewData, options: GraphViewOptions =
           changed = true;
         }
         const fold = index.foldOf.get(a);
-        if (fold !== undefined && !unfolded.has(fold.key)) {
-          unfolded.add(fold.key);
-          changed = true;
+        for (const key of [fold?.key, pageOf(index, a)]) {
+          if (key !== undefined && !unfolded.has(key)) {
+            unfolded.add(key);
+            changed = true;
+          }
         }
       }
     }
@@ -450,14 +507,24 @@ export function createGraphView(data: GraphViewData, options: GraphViewOptions =
       applyMarks();
       return;
     }
-    if (box.fold !== undefined) {
-      void view.setUnfolded(box.fold.key, true);
+    if (box.fold !== undefined || box.kind === "page") {
+      void activate(box);
+      return;
+    }
+    if (box.page !== undefined) {
+      if (target?.closest("[data-toggle]")) void view.setUnfolded(box.page.key, false);
       return;
     }
     if (target?.closest("[data-toggle]") && (box.kind === "group" || box.kind === "open")) {
       void view.setExpanded(box.node, box.kind === "group");
       return;
     }
+    choose(box);
+  });
+
+  /** A box clicked or reached by keyboard: its inputs and outputs light up, a module is selected. */
+  function choose(box: Box): void {
+    if (box.page !== undefined) return; // a page is no layer
     const nb = neighbours(index, box.node);
     neighbourIds = [...nb.inputs, ...nb.outputs];
     const node = index.nodes[box.node];
@@ -466,6 +533,56 @@ export function createGraphView(data: GraphViewData, options: GraphViewOptions =
       options.onSelect?.(node.name);
     }
     applyMarks();
+  }
+
+  /** Moves the keyboard focus to a box: marks it, brings it into view and chooses it. */
+  function focusBox(id: string): void {
+    const box = vg.boxes.get(id);
+    if (box === undefined) return;
+    focused = id;
+    centerOn(id);
+    choose(box);
+  }
+
+  /** Opens, closes or unfolds a box; with the keyboard on it, the focus follows inside. */
+  async function activate(box: Box): Promise<void> {
+    const follow = (id: string): void => {
+      if (focused !== null) focusBox(id);
+    };
+    if (box.fold !== undefined) {
+      await view.setUnfolded(box.fold.key, true);
+      follow(nodeBox(box.fold.members[0] ?? box.node));
+    } else if (box.page !== undefined) {
+      const open = box.kind === "open";
+      await view.setUnfolded(box.page.key, !open);
+      follow(open ? box.id : (vg.levels.get(box.id)?.children[0] ?? box.id));
+    } else if (box.kind === "group") {
+      await view.setExpanded(box.node, true);
+      follow(vg.levels.get(box.id)?.children[0] ?? box.id);
+    } else if (box.kind === "open") {
+      await view.setExpanded(box.node, false);
+      follow(box.id);
+    }
+  }
+
+  svg.addEventListener("keydown", (event) => {
+    const dir = ARROWS[event.key];
+    const box = focused === null ? undefined : vg.boxes.get(focused);
+    if (dir !== undefined) {
+      // open groups are containers: the arrows move between the boxes drawn inside them
+      const closed = [...vg.boxes.values()].filter((b) => b.kind !== "open").map((b) => b.id);
+      const next = box === undefined ? closed[0] : nearestInDirection(rects, box.id, dir, closed);
+      if (next !== undefined && next !== null) focusBox(next);
+    } else if ((event.key === "Enter" || event.key === " ") && box !== undefined) {
+      void activate(box);
+    } else if (event.key === "Escape" && box !== undefined && box.parent !== ROOT_BOX) {
+      focusBox(box.parent);
+    } else {
+      return;
+    }
+    // handled here: neither the page nor the notebook's own shortcuts act on it
+    event.preventDefault();
+    event.stopPropagation();
   });
 
   const view: GraphView = {
@@ -483,6 +600,7 @@ export function createGraphView(data: GraphViewData, options: GraphViewOptions =
         unfolded = new Set();
         highlighted = [];
         neighbourIds = [];
+        focused = null;
         cache = newCache();
         lay = layouter();
         layout = null;
@@ -514,6 +632,10 @@ export function createGraphView(data: GraphViewData, options: GraphViewOptions =
     expandAll() {
       expanded = new Set([...index.children.keys()].filter((g) => g !== ROOT));
       unfolded = new Set(index.folds.map((f) => f.key));
+      for (const id of index.nodes.keys()) {
+        const page = pageOf(index, id);
+        if (page !== undefined) unfolded.add(page);
+      }
       return refresh();
     },
     collapseAll() {

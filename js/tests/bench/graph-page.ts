@@ -86,6 +86,12 @@ const api = {
     return performance.now() - t0;
   },
 
+  /** The view's timings of its last refresh. */
+  lastStats(): object {
+    if (view === null) throw new Error("no view");
+    return { ...view.stats };
+  },
+
   /** Every group expanded and every fold unfolded: ms to painted, and the longest task. */
   async expandAll(): Promise<{
     ms: number;

@@ -1,7 +1,9 @@
-"""The browser harness of the benchmarks: bundle a page with esbuild, serve it, launch Chromium.
+"""A static page running the widget's real front-end code, for tests and benchmarks: bundle an
+entry with esbuild (its layout worker inlined as js/build.mjs does), serve it on 127.0.0.1, and
+launch Debian's chromium (never `playwright install`).
 
-Debian's chromium driven by Playwright (never `playwright install`), headless; pages are served
-on 127.0.0.1 from a temporary folder.
+A page is much faster to drive than a JupyterLab cell and runs the same code. The tests use it
+(tests/test_browser_zoo.py) and so do the benchmarks, which put tests/ on their path.
 """
 
 from __future__ import annotations
@@ -35,14 +37,14 @@ import * as esbuild from "esbuild";
 import { inlineWorker } from "./js/build.mjs";
 const [outdir, entry] = process.argv.slice(1);
 await esbuild.build({
-  entryPoints: { bench: entry, style: "js/src/style.css" },
+  entryPoints: { page: entry, style: "js/src/style.css" },
   outdir, bundle: true, format: "esm", target: "es2020", minify: true, logLevel: "warning",
   plugins: [inlineWorker],
 });
 """
 _PAGE = """<!doctype html><meta charset="utf-8"><link rel="stylesheet" href="style.css">
 <style>body{{margin:0}} #host{{width:1200px}}{style}</style>
-<div id="host"></div><script type="module" src="bench.js"></script>"""
+<div id="host"></div><script type="module" src="page.js"></script>"""
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
