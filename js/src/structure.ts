@@ -9,6 +9,7 @@
 
 import { h, viewRoot } from "./draw/dom";
 import { createTree } from "./draw/tree";
+import { prestartLayoutWorker } from "./graph/layout";
 import { graphNotes } from "./graph/notes";
 import { createGraphView, type GraphView } from "./graph/render";
 import type { WireGraph } from "./graph/wire";
@@ -29,6 +30,9 @@ import { expansionOptions, followExpansion } from "./mount/expansion";
 import { createOverlay } from "./mount/overlay";
 import type { ViewKind } from "./protocol";
 import { createRpc, type RpcClient } from "./rpc";
+
+// ELK parses in the worker while the state model and the view are set up.
+prestartLayoutWorker();
 
 type Tab = "graph" | "modules" | "autograd";
 

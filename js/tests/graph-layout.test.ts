@@ -1,13 +1,15 @@
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { Culler, visibleRect } from "../src/graph/cull";
 import { besideMiddle, type LazyItem, type Placed } from "../src/graph/draw";
 import { createElkCompute } from "../src/graph/elk-layout";
 import {
   createLayoutEngine,
+  createWorkerEngine,
   GROUP_HEADER,
   GROUP_PAD,
   type LayoutEngine,
   Layouter,
+  prestartWorker,
 } from "../src/graph/layout";
 import type { LayoutRequest, LayoutResult } from "../src/graph/layout-types";
 import { indexGraph, nodeBox, ROOT_BOX, visibleGraph } from "../src/graph/model";
@@ -160,6 +162,91 @@ describe("Layouter", () => {
     expect(WORKER_SOURCE).toBe("");
     expect(() => createLayoutEngine()).toThrow(/no layout worker/);
     expect(createLayoutEngine(createElkCompute()).kind).toBe("in-process");
+  });
+});
+
+/** Stands in for Web Worker (jsdom has none): records its source and the messages posted. */
+class FakeWorker {
+  static started: FakeWorker[] = [];
+  posted: unknown[] = [];
+  terminated = false;
+  onmessage: ((event: { data: unknown }) => void) | null = null;
+  onerror: unknown = null;
+  constructor(readonly url: string) {
+    FakeWorker.started.push(this);
+  }
+  postMessage(message: unknown): void {
+    this.posted.push(message);
+  }
+  terminate(): void {
+    this.terminated = true;
+  }
+}
+
+describe("layout workers", () => {
+  let sources = 0;
+  /** A source of its own per test: the pool of idle workers is per page, keyed by source. */
+  const freshSource = (): string => `/* worker ${++sources} */`;
+  const answer = (worker: FakeWorker, id: number): void =>
+    worker.onmessage?.({ data: { id, result: { width: 1, height: 1, children: [], edges: [] } } });
+
+  afterEach(() => {
+    vi.unstubAllGlobals();
+    FakeWorker.started = [];
+  });
+  const stub = (): void => {
+    vi.stubGlobal("Worker", FakeWorker);
+    let urls = 0;
+    vi.stubGlobal("URL", { createObjectURL: () => `blob:${++urls}`, revokeObjectURL() {} });
+  };
+
+  it("hand an idle worker on to the next engine, ELK already parsed", async () => {
+    stub();
+    const source = freshSource();
+    const first = createWorkerEngine(source);
+    const request: LayoutRequest = { children: [{ w: 1, h: 1 }], edges: [] };
+    const done = first.compute(request);
+    const [worker] = FakeWorker.started;
+    if (worker === undefined) throw new Error("no worker started");
+    answer(worker, 1);
+    await done;
+    first.dispose();
+    expect(worker.terminated).toBe(false);
+
+    const second = createWorkerEngine(source);
+    const again = second.compute(request);
+    expect(FakeWorker.started).toHaveLength(1);
+    expect(worker.posted).toHaveLength(2);
+    answer(worker, 1);
+    await expect(again).resolves.toMatchObject({ width: 1 });
+    // a second idle worker for the same source is not kept
+    const other = createWorkerEngine(source);
+    second.dispose();
+    other.dispose();
+    expect(FakeWorker.started).toHaveLength(2);
+    expect(FakeWorker.started[1]?.terminated).toBe(true);
+  });
+
+  it("end a worker disposed while a layout is in flight: its answer is nobody's", async () => {
+    stub();
+    const source = freshSource();
+    const engine = createWorkerEngine(source);
+    const pending = engine.compute({ children: [], edges: [] });
+    engine.dispose();
+    await expect(pending).rejects.toThrow(/disposed/);
+    expect(FakeWorker.started[0]?.terminated).toBe(true);
+    createWorkerEngine(source);
+    expect(FakeWorker.started).toHaveLength(2);
+  });
+
+  it("start ahead of the first engine, once", () => {
+    stub();
+    const source = freshSource();
+    prestartWorker(source);
+    prestartWorker(source);
+    expect(FakeWorker.started).toHaveLength(1);
+    createWorkerEngine(source);
+    expect(FakeWorker.started).toHaveLength(1);
   });
 });
 

@@ -36,10 +36,45 @@ export interface LayoutEngine {
   dispose(): void;
 }
 
+interface LayoutWorker {
+  worker: Worker;
+  url: string;
+}
+
+/**
+ * Idle layout workers, by their source, kept on the page: a fresh worker parses ELK (~1.4 MB)
+ * before its first layout, most of a diagram's first paint in JupyterLab (GPT-48: view to first
+ * layout 700-1000 ms fresh). anywidget imports the bundle anew for each widget, so the pool
+ * lives on `globalThis`, where the view of a re-run cell finds its predecessor's worker.
+ */
+const POOL_KEY = Symbol.for("nbviz.layoutWorkers");
+
+function idleWorkers(): Map<string, LayoutWorker> {
+  const global = globalThis as typeof globalThis & { [POOL_KEY]?: Map<string, LayoutWorker> };
+  global[POOL_KEY] ??= new Map();
+  return global[POOL_KEY];
+}
+
 /** A Web Worker made from bundled source text (a Blob URL): anywidget loads one ESM file. */
-export function createWorkerEngine(source: string): LayoutEngine {
+function startWorker(source: string): LayoutWorker {
   const url = URL.createObjectURL(new Blob([source], { type: "text/javascript" }));
-  const worker = new Worker(url);
+  return { worker: new Worker(url), url };
+}
+
+/**
+ * Starts a worker for `source` and leaves it idle for the next engine, so that it parses ELK
+ * while the rest of the view loads; nothing when one is idle already.
+ */
+export function prestartWorker(source: string): void {
+  const idle = idleWorkers();
+  if (!idle.has(source)) idle.set(source, startWorker(source));
+}
+
+export function createWorkerEngine(source: string): LayoutEngine {
+  const idle = idleWorkers();
+  const started = idle.get(source) ?? startWorker(source);
+  idle.delete(source);
+  const { worker, url } = started;
   let nextId = 1;
   const pending = new Map<number, { resolve(r: LayoutResult): void; reject(e: Error): void }>();
   worker.onmessage = (event: MessageEvent<WorkerResponse>) => {
@@ -64,6 +99,14 @@ export function createWorkerEngine(source: string): LayoutEngine {
       });
     },
     dispose() {
+      // Parked only when nothing is in flight (no late answer can reach the next engine's
+      // handlers) and no other worker is idle: one parsed ELK kept per page at most.
+      if (pending.size === 0 && !idle.has(source)) {
+        worker.onmessage = null;
+        worker.onerror = null;
+        idle.set(source, started);
+        return;
+      }
       worker.terminate();
       URL.revokeObjectURL(url);
       for (const waiter of pending.values()) waiter.reject(new Error("layout disposed"));
@@ -72,14 +115,21 @@ export function createWorkerEngine(source: string): LayoutEngine {
   };
 }
 
+function hasWorker(): boolean {
+  return WORKER_SOURCE !== "" && typeof Worker !== "undefined" && typeof Blob !== "undefined";
+}
+
+/** Starts the bundle's worker ahead of the first view, where the page has workers. */
+export function prestartLayoutWorker(): void {
+  if (hasWorker()) prestartWorker(WORKER_SOURCE);
+}
+
 /**
  * The worker when the bundle carries one and the page has workers; otherwise `fallback` (an
  * in-process computation, meant for vitest/jsdom only).
  */
 export function createLayoutEngine(fallback?: LayoutCompute): LayoutEngine {
-  if (WORKER_SOURCE !== "" && typeof Worker !== "undefined" && typeof Blob !== "undefined") {
-    return createWorkerEngine(WORKER_SOURCE);
-  }
+  if (hasWorker()) return createWorkerEngine(WORKER_SOURCE);
   if (fallback === undefined) throw new Error("nbviz: no layout worker in this build");
   return { kind: "in-process", compute: fallback, dispose() {} };
 }
