@@ -203,7 +203,7 @@ def test_hostile_module_name_stays_text(tmp_path: pathlib.Path) -> None:
 def test_bad_arguments_say_what_is_wrong(tmp_path: pathlib.Path) -> None:
     write_run(tmp_path / "run.nbviz", 2, {"a": 1})
     with nbviz.open(tmp_path / "run.nbviz") as run:
-        with pytest.raises(ValueError, match=r"use the extension \.html"):
+        with pytest.raises(ValueError, match=r"extension must be one of \.html, \.htm"):
             export_html(run, tmp_path / "x.txt")
         with pytest.raises(FileNotFoundError, match="does not exist"):
             export_html(run, tmp_path / "missing" / "x.html")

@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 
 from . import distribution, gradient_flow, heatmap, histogram, summary
 from ._data import Selection, select
+from ._paths import output_path
 from ._svg import stable_ids
 
 if TYPE_CHECKING:
@@ -90,16 +91,7 @@ def save(fig: Figure, path: str | os.PathLike[str], *, dpi: float | None = None)
 
 def check_path(path: str | os.PathLike[str]) -> tuple[Path, str]:
     """The path and its format; ValueError or FileNotFoundError before anything is drawn."""
-    out = Path(path)
-    fmt = out.suffix.lower().lstrip(".")
-    if fmt not in FORMATS:
-        raise ValueError(
-            f"cannot export to {out.name!r}: the extension must be one of "
-            + ", ".join(f".{f}" for f in FORMATS)
-        )
-    if not out.parent.is_dir():
-        raise FileNotFoundError(f"cannot write {out}: directory {out.parent} does not exist")
-    return out, fmt
+    return output_path(path, FORMATS, "a figure")
 
 
 def view_figure(

@@ -30,6 +30,7 @@ from ..live import STAT_ROW_BYTES, LiveFeed
 from ..run import Run
 from ..run_layers import run_hierarchy
 from ..widgets import VizState
+from ._paths import output_path
 
 if TYPE_CHECKING:
     from ..dataflow import Graph
@@ -40,7 +41,7 @@ BUNDLE: Final = _STATIC / "standalone.js"
 STYLE: Final = _STATIC / "style.css"
 REPORT_FORMAT: Final = 1
 """Version of the embedded data (`REPORT_FORMAT` in js/src/standalone/kernel.ts)."""
-SUFFIXES: Final = (".html", ".htm")
+FORMATS: Final = ("html", "htm")
 _MAX_LISTED: Final = 20
 # Nothing leaves the page: no fetch, no frame, no form; the layout worker starts from a Blob.
 _CSP: Final = (
@@ -110,7 +111,7 @@ def export_html(
     statistics are always written, so a budget below them gives a file over it, without
     histograms. `selected` preselects a layer of a Run's report.
     """
-    out = _check_path(path)
+    out, _ = output_path(path, FORMATS, "an HTML report")
     if budget is not None and (
         not isinstance(budget, int) or isinstance(budget, bool) or budget <= 0
     ):
@@ -138,15 +139,6 @@ def export_html(
         dropped=tuple(dropped),
         budget=budget,
     )
-
-
-def _check_path(path: str | os.PathLike[str]) -> Path:
-    out = Path(path)
-    if out.suffix.lower() not in SUFFIXES:
-        raise ValueError(f"cannot write an HTML report to {out.name!r}: use the extension .html")
-    if not out.parent.is_dir():
-        raise FileNotFoundError(f"cannot write {out}: directory {out.parent} does not exist")
-    return out
 
 
 def _read_static() -> tuple[str, str]:

@@ -36,6 +36,7 @@ from ..dataflow.diagram import (
     with_enclosing,
 )
 from ._overlay import LEGEND_SWATCHES, METRIC_LABELS, NO_DATA_RGB, Overlay, hex_color
+from ._paths import output_path
 
 if TYPE_CHECKING:
     from ..dataflow.graph import Graph
@@ -255,15 +256,7 @@ def write_diagram(
 
 def check_path(path: str | os.PathLike[str], dpi: float | None) -> tuple[Path, str]:
     """The path and its format, checked before anything is drawn."""
-    out = Path(path)
-    fmt = out.suffix.lower().lstrip(".")
-    if fmt not in FORMATS:
-        raise ValueError(
-            f"cannot export the diagram to {out.name!r}: the extension must be one of "
-            + ", ".join(f".{f}" for f in FORMATS)
-        )
-    if not out.parent.is_dir():
-        raise FileNotFoundError(f"cannot write {out}: directory {out.parent} does not exist")
+    out, fmt = output_path(path, FORMATS, "the diagram")
     if dpi is not None and fmt != "png":
         raise ValueError(f"dpi applies to .png files only, not .{fmt}")
     return out, fmt
