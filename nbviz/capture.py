@@ -84,6 +84,7 @@ from ._selection import (
     watched_params,
 )
 from .records import (
+    PHASE_OF_KIND,
     RECORD_FIELDS,
     Anomaly,
     RecordSink,
@@ -97,13 +98,6 @@ __all__ = ["Recorder"]
 
 _NAN: Final = RECORD_FIELDS.index("nan")
 _L2: Final = RECORD_FIELDS.index("l2")
-_PHASE: Final = {
-    "activation": "forward",
-    "activation_grad": "backward",
-    "grad": "optimizer",
-    "weight": "optimizer",
-    "update": "optimizer",
-}
 
 
 @dataclass
@@ -523,6 +517,8 @@ class _Capture:
     def decide(self, train: bool) -> None:
         """Settles the undecided pass, if any: its held records become training ones, or eval
         ones (the step's eval pass when it is the first), and what neither wants is dropped."""
+        if self._undecided is None:
+            return  # the common case, at every pass and step: no lock taken
         with self._lock:
             undecided, self._undecided = self._undecided, None
             if undecided is None:
@@ -883,7 +879,7 @@ class _Capture:
         self._anomalous.add(record.key)  # the first occurrence per series only
         anomaly = Anomaly(
             step=record.step,
-            phase=_PHASE[record.key.kind],
+            phase=PHASE_OF_KIND[record.key.kind],
             key=record.key,
             nan=nan,
             posinf=posinf,

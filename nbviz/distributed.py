@@ -34,18 +34,19 @@ from numpy.typing import NDArray
 from torch import nn
 
 from ._merge import ROW, merge_rows, replicated, row_histogram, to_row
-from .records import RECORD_FIELDS, Anomaly, RecordSink, SeriesKey, StatRecord, StepRecord
+from .records import (
+    PHASE_OF_KIND,
+    RECORD_FIELDS,
+    Anomaly,
+    RecordSink,
+    SeriesKey,
+    StatRecord,
+    StepRecord,
+)
 
 __all__ = ["DistributedSink", "active_world", "rank_mode"]
 
 _REPLICATED_KINDS: Final = frozenset({"weight", "grad", "update"})
-_PHASE: Final = {
-    "activation": "forward",
-    "activation_grad": "backward",
-    "grad": "optimizer",
-    "weight": "optimizer",
-    "update": "optimizer",
-}
 _NONFINITE: Final = [RECORD_FIELDS.index(n) for n in ("nan", "posinf", "neginf")]
 
 
@@ -267,7 +268,7 @@ class DistributedSink:
         self.sink.add_anomaly(
             Anomaly(
                 step=record.step,
-                phase=_PHASE[record.key.kind],
+                phase=PHASE_OF_KIND[record.key.kind],
                 key=record.key,
                 nan=nan,
                 posinf=posinf,

@@ -18,6 +18,14 @@ from .stats import Histogram
 
 # When it is captured: a NaN/Inf found in this phase is reported with it.
 PHASES: Final = ("forward", "backward", "optimizer")
+# The phase each kind is captured in: where its first NaN/Inf is said to appear.
+PHASE_OF_KIND: Final = {
+    "activation": "forward",
+    "activation_grad": "backward",
+    "grad": "optimizer",
+    "weight": "optimizer",
+    "update": "optimizer",
+}
 # Training steps and evaluation forwards (no_grad or eval mode) are kept apart.
 MODES: Final = ("train", "eval")
 

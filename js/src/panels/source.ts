@@ -4,6 +4,7 @@
  * a fake built from fixtures. Nothing here allocates per frame except `metricAt`'s map.
  */
 
+import type { AnomalyRow } from "../live/store";
 import { PROTOCOL } from "../protocol";
 
 /** Columns of a statistics row: STAT_FIELDS then the diagnostics. */
@@ -42,15 +43,8 @@ export interface HistogramRow {
   counts: ArrayLike<number>;
 }
 
-export interface AnomalyRow {
-  step: number;
-  phase: string;
-  series: number;
-  nan: number;
-  posinf: number;
-  neginf: number;
-  detail: string;
-}
+// The store decodes anomaly rows off the wire; the panels read them as they are.
+export type { AnomalyRow } from "../live/store";
 
 export interface StatsSource {
   readonly series: readonly SeriesInfo[];
