@@ -3,7 +3,8 @@
 ResNet-18-like CNN, batch 16, 3×64×64, SGD, CPU. The configurations run interleaved, one step
 each per round, so drift of the machine hits all of them alike; medians are printed.
 
-Run: `.venv/bin/python benchmarks/bench_capture.py [--rounds N]`.
+Run: `.venv/bin/python benchmarks/bench_capture.py [--rounds N] [--device cuda]`. On an
+accelerator each step ends with a synchronisation, so that its time is the device's too.
 """
 
 from __future__ import annotations
@@ -28,10 +29,13 @@ TENSORBOARD = "TensorBoard add_histogram, every step"
 EVERYTHING = {"every": 1, "histograms_every": 1, "activations_every": 1, "updates_every": 1}
 
 
+DEVICE = torch.device("cpu")
+
+
 def make_step(model: nn.Module, optimizer: torch.optim.Optimizer, after: Step | None) -> Step:
     generator = torch.Generator().manual_seed(0)
-    images = torch.randn(16, 3, 64, 64, generator=generator)
-    labels = torch.randint(0, 10, (16,), generator=generator)
+    images = torch.randn(16, 3, 64, 64, generator=generator).to(DEVICE)
+    labels = torch.randint(0, 10, (16,), generator=generator).to(DEVICE)
 
     def step() -> None:
         loss = nn.functional.cross_entropy(model(images), labels)
@@ -40,6 +44,8 @@ def make_step(model: nn.Module, optimizer: torch.optim.Optimizer, after: Step | 
         optimizer.step()
         if after is not None:
             after()
+        if DEVICE.type == "cuda":
+            torch.cuda.synchronize(DEVICE)
 
     return step
 
@@ -67,7 +73,7 @@ def tensorboard_after(model: nn.Module, logdir: str) -> tuple[Step, Callable[[],
 def fresh() -> tuple[nn.Module, torch.optim.Optimizer]:
     """The same model and optimizer for every configuration."""
     torch.manual_seed(0)
-    model = resnet18_like()
+    model = resnet18_like().to(DEVICE)
     return model, torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
 
 
@@ -122,7 +128,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=40)
     parser.add_argument("--tensorboard-rounds", type=int, default=12)
+    parser.add_argument("--device", default="cpu", help="cpu (the issue's figures) or cuda")
     args = parser.parse_args()
+    global DEVICE
+    DEVICE = torch.device(args.device)
     torch.set_num_threads(2)
     # TensorBoard runs in its own block, against its own plain step: beside it, every other
     # configuration slows down (its numpy work and writer thread crowd two cores).
@@ -131,7 +140,8 @@ def main() -> None:
             ours = measure(steps, args.rounds)
         with tensorboard_configurations(pathlib.Path(folder)) as steps:
             theirs = measure(steps, args.tensorboard_rounds)
-    print("ResNet-18-like, batch 16, 3x64x64, SGD with momentum, CPU (2 threads)")
+    where = "CPU (2 threads)" if DEVICE.type == "cpu" else torch.cuda.get_device_name(DEVICE)
+    print(f"ResNet-18-like, batch 16, 3x64x64, SGD with momentum, {where}")
     # Periodic captures hide from a median: print the mean beside it.
     for label, summary in (("median", statistics.median), ("mean", statistics.fmean)):
         plain = summary(ours["plain step"])

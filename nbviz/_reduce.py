@@ -300,7 +300,9 @@ def masked_moments(flat: torch.Tensor) -> torch.Tensor:
     shift = (total / count.clamp(min=1)).to(flat.dtype)
     deviation = torch.where(finite, flat - shift, 0)
     residual = deviation.sum(dtype=f64)
-    spread = (deviation.square().sum(dtype=f64) - residual.square() / count).clamp(min=0)
+    # Squared in float64: float32 squares overflow above 2**64 and lose digits below 2**-63.
+    squares = torch.linalg.vector_norm(deviation, dtype=f64).square()
+    spread = (squares - residual.square() / count).clamp(min=0)
     mean = total / count
     low = torch.where(finite, flat, math.inf).amin().double()
     high = torch.where(finite, flat, -math.inf).amax().double()
@@ -311,6 +313,46 @@ def masked_moments(flat: torch.Tensor) -> torch.Tensor:
     masks = (flat == 0, flat.isnan(), flat.isposinf(), flat.isneginf())
     counts = torch.stack([m.sum(dtype=f64) for m in masks])
     return torch.cat([moments, counts])
+
+
+def staged_moments(matrix: torch.Tensor, rows: list[int], sizes: list[int]) -> torch.Tensor:
+    """`masked_moments` [m, 9] of m tensors laid out in consecutive rows of `matrix`, all at
+    once: tensor i fills `rows[i]` rows, of which its first `sizes[i]` values are real and the
+    rest NaN padding. Row sums, then sums of rows by tensor: no atomics on long segments.
+    """
+    f64 = torch.float64
+    m, device = len(rows), matrix.device
+    counts = host_vector(rows, torch.int64, device)
+    segment = torch.repeat_interleave(
+        torch.arange(m, device=device), counts, output_size=matrix.shape[0]
+    )
+
+    def by_tensor(per_row: torch.Tensor) -> torch.Tensor:
+        return _segment_sum(per_row.to(f64), segment, m)
+
+    finite = matrix.isfinite()
+    count = by_tensor(finite.sum(1, dtype=f64))
+    total = by_tensor(torch.where(finite, matrix, 0).sum(1, dtype=f64))
+    shift = (total / count.clamp(min=1)).to(matrix.dtype)[segment, None]
+    deviation = torch.where(finite, matrix - shift, 0)
+    residual = by_tensor(deviation.sum(1, dtype=f64))
+    squares = by_tensor(torch.linalg.vector_norm(deviation, dim=1, dtype=f64).square())
+    spread = (squares - residual.square() / count).clamp(min=0)
+    low = _segment_extreme(
+        torch.where(finite, matrix, math.inf).amin(1).double(), segment, m, "amin"
+    )
+    high = _segment_extreme(
+        torch.where(finite, matrix, -math.inf).amax(1).double(), segment, m, "amax"
+    )
+    mean = total / count
+    l2 = (spread + total * mean).clamp(min=0).sqrt()
+    moments = torch.stack([low, high, mean, (spread / count).sqrt(), l2], 1)
+    moments = torch.where((count > 0)[:, None], moments, math.nan)
+    masks = (matrix == 0, matrix.isnan(), matrix.isposinf(), matrix.isneginf())
+    tallies = torch.stack([by_tensor(mask.sum(1, dtype=f64)) for mask in masks], 1)
+    padding = [k * matrix.shape[1] - n for k, n in zip(rows, sizes, strict=True)]
+    tallies[:, 1] -= host_vector(padding, torch.int64, device)
+    return torch.cat([moments, tallies], 1)
 
 
 def _segment_sum(values: torch.Tensor, segment: torch.Tensor, m: int) -> torch.Tensor:

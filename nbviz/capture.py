@@ -872,10 +872,10 @@ class _Capture:
         ]
 
     def _check_finite(self, record: StatRecord) -> None:
-        counts = np.nan_to_num(record.stats[_NAN : _NAN + 3])  # NaN: nothing was counted
-        nan, posinf, neginf = (int(c) for c in counts)
-        if not (nan or posinf or neginf) or record.key in self._anomalous:
+        counts = record.stats[_NAN : _NAN + 3]
+        if not (counts > 0).any() or record.key in self._anomalous:  # NaN: nothing was counted
             return
+        nan, posinf, neginf = (int(c) for c in np.nan_to_num(counts))
         self._anomalous.add(record.key)  # the first occurrence per series only
         anomaly = Anomaly(
             step=record.step,

@@ -44,6 +44,10 @@ _DEVICE_ORDER = ("min", "max", "mean", "std", "l2", "zeros", "nan", "posinf", "n
 if STAT_FIELDS[0] != "numel" or STAT_FIELDS[1:] != _DEVICE_ORDER:
     raise ImportError(f"nbviz.stats builds rows as {_DEVICE_ORDER}, not {STAT_FIELDS[1:]}")
 
+# The fast path's float32 sums of squares hold for largest magnitudes in this window: above it
+# they overflow (1e16 squared, a million times), below it deviations' squares turn subnormal.
+_FLOAT32_SQUARES = (2.0**-30, 2.0**50)
+
 _NSTATS = len(STAT_FIELDS)
 # A host row: STAT_FIELDS, lo, width, sample, counts.
 _LO, _WIDTH, _SAMPLE = _NSTATS, _NSTATS + 1, _NSTATS + 2
@@ -56,6 +60,9 @@ _MIN, _NAN = STAT_FIELDS.index("min"), STAT_FIELDS.index("nan")
 _MEAN, _STD = STAT_FIELDS.index("mean"), STAT_FIELDS.index("std")
 # Rows of sample values binned in one go: bounds the padded float64 matrix (32 MiB).
 _BIN_ELEMENTS = 1 << 22
+# Accelerators: float32 tensors are staged in rows of this length of one matrix (64 MiB).
+_STAGE_ROW = 1 << 14
+_STAGE_ROWS = 1 << 10
 
 
 @dataclass(frozen=True)
@@ -174,6 +181,7 @@ class StatsBatch:
         self._entries: list[_Entry] = []
         self._extras: list[torch.Tensor] = []
         self._scratch: dict[tuple[torch.device, torch.dtype], torch.Tensor] = {}
+        self._staging: dict[torch.device, _Staging] = {}
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -197,6 +205,9 @@ class StatsBatch:
         """Summaries of every tensor added, in order, and the extras' values; then starts over."""
         entries, extras = self._entries, self._extras
         self._entries, self._extras = [], []
+        with torch.no_grad():
+            for staging in self._staging.values():
+                staging.flush()
         rows = np.stack([e.row for e in entries]) if entries else np.zeros((0, _ROW))
         values = np.full(len(extras), np.nan)
         pending: dict[torch.device, list[int]] = {}
@@ -238,7 +249,16 @@ class StatsBatch:
         if n <= _TINY:
             entry.tiny = p.flat.to(torch.float64, copy=True)
             return entry
-        if self._is_masked(p.flat.device):
+        masked = self._is_masked(p.flat.device)
+        staged = masked and p.flat.dtype == torch.float32 and n <= _STAGE_ROW * _STAGE_ROWS
+        if staged and (not histograms or min(n, self.max_sample) <= MAX_SAMPLE):
+            if histograms:
+                entry.values = (
+                    p.flat.clone() if n <= self.max_sample else _sampled(p.flat, self.max_sample)
+                )
+            self._staging_for(p.flat.device).add(entry, p.flat)  # its stats come at a flush
+            return entry
+        if masked:
             entry.stats = r.masked_moments(p.flat)
             low, high = entry.stats[0], entry.stats[1]
         else:
@@ -249,8 +269,9 @@ class StatsBatch:
             else:
                 entry.stats = torch.cat([r.chunked_moments(p.flat, scratch), p.flat.new_zeros(3)])
                 low, high = entry.stats[0], entry.stats[1]
-            if not torch.isfinite(torch.stack([low, high])).all():  # a free read on the CPU
-                full = _nonfinite_row(p, min(n, self.max_sample), self.max_sample)
+            bounds = torch.stack([low, high]).tolist()  # a free read on the CPU
+            if not _fast_path_holds(p.flat.dtype, *bounds):
+                full = _exact_row(p, min(n, self.max_sample), self.max_sample)
                 if not histograms:
                     _drop_histogram(full)
                 return _Entry(full)
@@ -265,6 +286,12 @@ class StatsBatch:
                 entry.binned = torch.cat([torch.stack([lo, width]), counts])
         return entry
 
+    def _staging_for(self, device: torch.device) -> _Staging:
+        staging = self._staging.get(device)
+        if staging is None:
+            staging = self._staging[device] = _Staging(device)
+        return staging
+
     def _is_masked(self, device: torch.device) -> bool:
         return self._masked if self._masked is not None else device.type != "cpu"
 
@@ -276,6 +303,47 @@ class StatsBatch:
         if buffer is None or buffer.numel() < size:
             buffer = self._scratch[key] = torch.empty(size, dtype=flat.dtype, device=flat.device)
         return buffer
+
+
+class _Staging:
+    """Float32 tensors of one accelerator copied into consecutive NaN-padded rows of one matrix,
+    and reduced together when it fills or the batch finishes.
+
+    One by one, the masked passes cost a few dozen kernel launches per tensor, which on an
+    accelerator take longer than the device's work; staged, a fixed number for all of them.
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.matrix: torch.Tensor | None = None
+        self.used = 0
+        self.waiting: list[tuple[_Entry, int, int]] = []  # entry, rows, numel
+
+    def add(self, entry: _Entry, flat: torch.Tensor) -> None:
+        n = flat.numel()
+        rows = -(-n // _STAGE_ROW)
+        if self.used + rows > _STAGE_ROWS:
+            self.flush()
+        if self.matrix is None:
+            self.matrix = torch.empty(
+                _STAGE_ROWS, _STAGE_ROW, dtype=torch.float32, device=self.device
+            )
+        block = self.matrix[self.used : self.used + rows].view(-1)
+        block[:n].copy_(flat)
+        if n < block.numel():
+            block[n:].fill_(math.nan)
+        self.used += rows
+        self.waiting.append((entry, rows, n))
+
+    def flush(self) -> None:
+        if self.matrix is None or not self.waiting:
+            return
+        rows = [k for _, k, _ in self.waiting]
+        sizes = [n for _, _, n in self.waiting]
+        stats = r.staged_moments(self.matrix[: self.used], rows, sizes)
+        for (entry, _, _), row in zip(self.waiting, stats, strict=True):
+            entry.stats = row
+        self.used, self.waiting = 0, []
 
 
 def _sampled(flat: torch.Tensor, size: int) -> torch.Tensor:
@@ -415,8 +483,19 @@ def _drop_histogram(row: NDArray[np.float64]) -> None:
     row[_COUNTS:] = 0
 
 
-def _nonfinite_row(p: r.Prepared, sample: int, max_sample: int) -> NDArray[np.float64]:
-    """Exact NaN/Inf counts and statistics of the finite values: several passes, rarely needed."""
+def _fast_path_holds(dtype: torch.dtype, low: float, high: float) -> bool:
+    """Whether the fast path's statistics are exact for a tensor with these extremes: no NaN
+    or Inf (they propagate into `aminmax`), and float32 values in the window where its sums of
+    squares neither overflow nor fall into subnormals."""
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return False
+    peak = max(abs(low), abs(high))
+    return dtype != torch.float32 or peak == 0 or _FLOAT32_SQUARES[0] <= peak <= _FLOAT32_SQUARES[1]
+
+
+def _exact_row(p: r.Prepared, sample: int, max_sample: int) -> NDArray[np.float64]:
+    """Exact NaN/Inf counts and statistics of the finite values, squares summed in float64:
+    several passes, for the rare tensor the fast path cannot take."""
     flat = p.flat
     n = flat.numel()
     row = np.zeros(_ROW)

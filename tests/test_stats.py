@@ -410,6 +410,44 @@ def test_the_masked_and_fast_paths_agree_with_numpy(masked: bool) -> None:
     np.testing.assert_array_equal(got.lo, want.lo)
 
 
+@pytest.mark.parametrize("stage_rows", [3, 1 << 10])
+def test_the_staged_masked_path_agrees_with_numpy(
+    rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch, stage_rows: int
+) -> None:
+    """Accelerators copy float32 tensors into NaN-padded rows of one matrix and reduce them
+    together. Run here on the CPU, added one at a time as activations are; with 3 rows the
+    matrix fills and flushes mid-batch, and larger tensors take the one-by-one masked path."""
+    monkeypatch.setattr(stats, "_STAGE_ROWS", stage_rows)
+    tensors = []
+    for n, scale, offset in (
+        (4097, 1.0, 0.0),
+        (16384, 1e-20, 3.0),
+        (16385, 1e20, -7.0),
+        (40000, 2.0, 1000.0),
+        (70000, 1.0, 0.0),
+        (5000, 1.0, 0.0),
+    ):
+        tensors.append(torch.from_numpy((offset + rng.standard_normal(n)) * scale).float())
+    dirty = tensors[5]
+    dirty[[0, 17, 4999]] = torch.tensor([math.nan, math.inf, -math.inf])
+    dirty[100:300] = 0
+    tensors += [torch.full((9000,), math.nan), torch.full((20000,), 2.5)]
+    tensors.append(torch.from_numpy(rng.standard_normal(30000)).half())
+    batch = stats.StatsBatch(masked=True)
+    for t in tensors:
+        batch.add([t])
+    got, _ = batch.finish()
+    for row, t in zip(got.stats, tensors, strict=True):
+        check_stats(row, t.double().numpy())
+    want = stats.summarize(tensors)  # the CPU's fast path
+    for row, t in zip(want.stats, tensors, strict=True):
+        check_stats(row, t.double().numpy())
+    np.testing.assert_array_equal(got.counts, want.counts)
+    np.testing.assert_array_equal(got.lo, want.lo)
+    np.testing.assert_array_equal(got.width, want.width)
+    np.testing.assert_array_equal(got.sample, want.sample)
+
+
 @pytest.mark.parametrize("scale", [1e-41, 1e-20, 1.0, 3e30])
 def test_float32_histograms_bin_exactly_at_any_magnitude(scale: float) -> None:
     """Large float32 tensors are binned in float32 where that is exact, in float64 elsewhere
