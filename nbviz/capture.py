@@ -447,7 +447,13 @@ class _Capture:
             return
         frame = self._pop(module)
         current = self._pass
-        if frame is not None and frame.call >= 0 and current is not None and output is not None:
+        if (
+            frame is not None
+            and frame.call >= 0
+            and current is not None
+            and (current.probe or current.activations or current.gradients)
+            and output is not None
+        ):
             self._guarded(
                 f"activations of {self._names[id(module)] or 'the model'}",
                 lambda: self._record_output(module, frame.call, output, current),
@@ -912,10 +918,22 @@ def _all_finite(tensors: list[torch.Tensor]) -> bool:
 
     A sum that overflows reads as Inf: then the full statistics are taken, and they tell.
     """
+    shards = [local(t) for t in tensors]  # a DTensor: this rank's shard
     with torch.no_grad():
-        sums = [local(t).sum() for t in tensors]  # a DTensor: this rank's shard
-        sums = [s.abs() if s.is_complex() else s for s in sums]
-        return bool(torch.isfinite(torch.stack([s.float() for s in sums])).all())
+        if all(t.device.type == "cpu" for t in shards):
+            sums = [t.sum() for t in shards]
+            sums = [s.abs() if s.is_complex() else s for s in sums]
+            return bool(torch.isfinite(torch.stack([s.float() for s in sums])).all())
+        # Elsewhere one launch per tensor costs more than the device's work: the norms of each
+        # device and dtype in one fused call (as clip_grad_norm_ does), one read per device.
+        groups: dict[tuple[torch.device, torch.dtype], list[torch.Tensor]] = {}
+        for t in shards:
+            groups.setdefault((t.device, t.dtype), []).append(t)
+        flags: dict[torch.device, list[torch.Tensor]] = {}
+        for (device, _), group in groups.items():
+            norms = torch.stack([n.float() for n in torch._foreach_norm(group)])
+            flags.setdefault(device, []).append(norms.isfinite().all())
+        return all(bool(torch.stack(f).all()) for f in flags.values())
 
 
 def _l2(t: torch.Tensor) -> torch.Tensor:

@@ -270,6 +270,26 @@ def test_first_nan_on_the_device_names_the_layer_that_made_it() -> None:
     assert (first.nan, first.posinf, first.neginf) == (1, 0, 0)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_nan_gradients_on_the_device_are_caught_between_captured_steps(dtype: torch.dtype) -> None:
+    """The check between captured steps (fused norms, one read) finds the step and counts."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 2), nn.ReLU(), nn.Linear(2, 4)).to(CUDA, dtype)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+    sink = ListSink()
+    with Recorder(model, sink, optimizer=optimizer, every=10):
+        for step in range(4):
+            out = model(torch.randn(2, 3, device=CUDA, dtype=dtype))
+            if step == 2:
+                out.register_hook(lambda g: g * math.nan)
+            out.sum().backward()
+            optimizer.step()
+            optimizer.zero_grad()
+    assert sorted({r.step for r in sink.records if r.key.kind == "grad"})[:2] == [0, 2]
+    first = sink.anomalies[0]
+    assert (first.step, first.phase, first.key.kind) == (2, "optimizer", "grad")
+
+
 def test_trace_and_show_leave_the_device_rng_and_buffers_alone() -> None:
     torch.manual_seed(0)
     model = nn.Sequential(
