@@ -134,7 +134,10 @@ def _merge_histograms(rows: NDArray[np.float64], out: NDArray[np.float64], dtype
             starts = np.full(occupied.size, row[_MIN])
         else:
             starts = row[_LO] + occupied * row[_WIDTH]
-        bins = np.clip(np.floor((starts - lo) / width).astype(np.int64), 0, HIST_BINS - 1)
+        # Each side divided by the power-of-two width (exact), not their difference: a bin just
+        # below zero, a subnormal away from it, would round into the bin above.
+        bins = np.floor(starts / width) - np.floor(lo / width)
+        bins = np.clip(bins.astype(np.int64), 0, HIST_BINS - 1)
         np.add.at(out[COUNTS:], bins, counts[occupied])
     out[_LO], out[_WIDTH] = lo, width
 
@@ -172,6 +175,8 @@ def merge_binned(
         base = np.floor(low / step) * step
     rows, bins = np.nonzero(occupied)
     g = run[rows]
-    index = np.floor((lo[rows] + bins * width[rows] - base[g]) / step[g]).astype(np.int64)
+    # As in `_merge_histograms`: each side divided by the power-of-two step, then subtracted.
+    start = lo[rows] + bins * width[rows]
+    index = (np.floor(start / step[g]) - np.floor(base[g] / step[g])).astype(np.int64)
     flat = np.bincount(g * HIST_BINS + index, counts[rows, bins], minlength=runs * HIST_BINS)
     return base, step, flat.reshape(runs, HIST_BINS).astype(np.float64, copy=False)

@@ -297,6 +297,7 @@ def _record(values: NDArray[np.float64], hist: bool = True) -> StatRecord:
         [np.array([1e-9, 2e-9]), np.array([-1e9])],
         [np.array([np.nan, 1.0, np.inf]), np.array([-np.inf, 2.0, 0.0])],
         [np.array([np.nan]), np.array([4.0, 5.0])],  # nothing finite on one part
+        [np.array([-4.4e-39, -1e-300]), np.array([0.0, 1.0])],  # just below zero: its own bin
     ],
 )
 def test_merge_rows_equals_the_concatenation(parts: list[NDArray[np.float64]]) -> None:

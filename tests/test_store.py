@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from numpy.typing import NDArray
@@ -480,6 +480,9 @@ def test_anomalous_histograms_are_kept_up_to_half_the_budget(tmp_path: Path) -> 
     ),
     st.integers(0, 2**31),
 )
+# A bin a subnormal below zero once rounded into the bin above it (and past the last bin).
+@example(parts=[(1, 0.0, 0.0), (63, -4.4020144093426874e-39, 0.0)], seed=0)
+@example(parts=[(1, 0.0, 1.25), (63, -4.4020144093426874e-39, 0.0)], seed=552388)
 def test_merged_histograms_are_numpys_histogram_of_the_union(
     parts: list[tuple[int, float, float]], seed: int
 ) -> None:
