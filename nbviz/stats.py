@@ -4,9 +4,11 @@ Large tensors take the fast path: only cheap full-tensor passes (`aminmax`, `sum
 `count_nonzero` and a chunked, shifted sum of squares), and a histogram of a fixed sample. NaN
 propagates through `aminmax`, so on the CPU a finite minimum and maximum prove that there is no
 NaN or Inf, and only otherwise do the slow exact counts run. On accelerators, where reading that
-answer would synchronise, the exact masked passes always run (they are cheap there). Tiny tensors
-(up to 4,096 elements) are concatenated in float64 and reduced by segment, a fixed number of
-kernels for all of them.
+answer would synchronise, the exact masked passes always run (they are cheap there); float32
+tensors are copied into the NaN-padded rows of one staging matrix and reduced together when it
+fills or the batch finishes, since launching the passes tensor by tensor costs more than they do.
+Tiny tensors (up to 4,096 elements) are concatenated in float64 and reduced by segment, a fixed
+number of kernels for all of them.
 
 `StatsBatch` splits the work in two: `add` reduces each tensor at once and keeps only small
 results (and a copy of a histogram's sample), `finish` computes every grid and histogram left and
