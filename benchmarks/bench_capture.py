@@ -30,12 +30,13 @@ EVERYTHING = {"every": 1, "histograms_every": 1, "activations_every": 1, "update
 
 
 DEVICE = torch.device("cpu")
+BATCH, IMAGE = 16, 64
 
 
 def make_step(model: nn.Module, optimizer: torch.optim.Optimizer, after: Step | None) -> Step:
     generator = torch.Generator().manual_seed(0)
-    images = torch.randn(16, 3, 64, 64, generator=generator).to(DEVICE)
-    labels = torch.randint(0, 10, (16,), generator=generator).to(DEVICE)
+    images = torch.randn(BATCH, 3, IMAGE, IMAGE, generator=generator).to(DEVICE)
+    labels = torch.randint(0, 10, (BATCH,), generator=generator).to(DEVICE)
 
     def step() -> None:
         loss = nn.functional.cross_entropy(model(images), labels)
@@ -129,9 +130,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=40)
     parser.add_argument("--tensorboard-rounds", type=int, default=12)
     parser.add_argument("--device", default="cpu", help="cpu (the issue's figures) or cuda")
+    parser.add_argument("--batch", type=int, default=16, help="images per step")
+    parser.add_argument("--image", type=int, default=64, help="image side in pixels")
     args = parser.parse_args()
-    global DEVICE
-    DEVICE = torch.device(args.device)
+    global DEVICE, BATCH, IMAGE
+    DEVICE, BATCH, IMAGE = torch.device(args.device), args.batch, args.image
     torch.set_num_threads(2)
     # TensorBoard runs in its own block, against its own plain step: beside it, every other
     # configuration slows down (its numpy work and writer thread crowd two cores).
@@ -141,7 +144,7 @@ def main() -> None:
         with tensorboard_configurations(pathlib.Path(folder)) as steps:
             theirs = measure(steps, args.tensorboard_rounds)
     where = "CPU (2 threads)" if DEVICE.type == "cpu" else torch.cuda.get_device_name(DEVICE)
-    print(f"ResNet-18-like, batch 16, 3x64x64, SGD with momentum, {where}")
+    print(f"ResNet-18-like, batch {BATCH}, 3x{IMAGE}x{IMAGE}, SGD with momentum, {where}")
     # Periodic captures hide from a median: print the mean beside it.
     for label, summary in (("median", statistics.median), ("mean", statistics.fmean)):
         plain = summary(ours["plain step"])

@@ -232,9 +232,10 @@ def float32_bins_exactly(width: torch.Tensor) -> bool:
 def bincount(index: torch.Tensor, size: int) -> torch.Tensor:
     if index.device.type == "cpu":
         return torch.bincount(index, minlength=size).double()
-    # Off the CPU bincount copies its min and max to the host; scatter_add never waits.
-    ones = torch.ones_like(index, dtype=torch.float64)
-    return ones.new_zeros(size).scatter_add_(0, index, ones)
+    # Off the CPU bincount copies its min and max to the host; scatter_add never waits (and
+    # adds integers: their atomics are cheaper than float64's).
+    ones = torch.ones_like(index)
+    return ones.new_zeros(size).scatter_add_(0, index, ones).double()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -408,8 +408,12 @@ def _histograms(entries: list[_Entry], stats: torch.Tensor, free: bool) -> torch
 def _bin_kept(
     samples: list[torch.Tensor | None], lo: torch.Tensor, width: torch.Tensor, free: bool
 ) -> torch.Tensor:
-    """Counts [k, HIST_BINS] of kept samples, binned in padded groups of similar length."""
+    """Counts [k, HIST_BINS] of kept samples, binned in padded groups of similar length (on an
+    accelerator: concatenated and binned by segment, without padding's per-tensor copies)."""
     counts = lo.new_empty(len(samples), HIST_BINS)
+    if not free:
+        _bin_by_segment(samples, lo, width, counts)
+        return counts
     buckets: dict[int, list[int]] = {}
     for k, sample in enumerate(samples):
         if sample is not None:
@@ -428,6 +432,33 @@ def _bin_kept(
             matrix = r.padded(rows, torch.float32 if narrow else torch.float64)
             counts[index] = r.bin_rows(matrix, lo[index], width[index])
     return counts
+
+
+def _bin_by_segment(
+    samples: list[torch.Tensor | None], lo: torch.Tensor, width: torch.Tensor, out: torch.Tensor
+) -> None:
+    """`out[k]` = counts of `samples[k]`, binned in float64 groups of up to `_BIN_ELEMENTS`."""
+    groups: list[list[tuple[int, torch.Tensor]]] = [[]]
+    size = 0
+    for k, sample in enumerate(samples):
+        if sample is None:
+            continue
+        if groups[-1] and size + sample.numel() > _BIN_ELEMENTS:
+            groups.append([])
+            size = 0
+        groups[-1].append((k, sample))
+        size += sample.numel()
+    device = lo.device
+    for group in filter(None, groups):
+        index = r.host_vector([k for k, _ in group], torch.int64, device)
+        sizes = [s.numel() for _, s in group]
+        segment = torch.repeat_interleave(
+            torch.arange(len(group), device=device),
+            r.host_vector(sizes, torch.int64, device),
+            output_size=sum(sizes),
+        )
+        values = torch.cat([s for _, s in group]).to(torch.float64)
+        out[index] = r.bin_segments(values, segment, lo[index], width[index])
 
 
 def _fill_row(row: NDArray[np.float64], device_row: NDArray[np.float64], histogram: bool) -> None:
