@@ -33,10 +33,14 @@ from jupyter_server import jupyter_server  # noqa: E402
 from notebook_ui import CELL_TIMEOUT_MS, append_and_run, open_notebook  # noqa: E402
 from static_page import launch  # noqa: E402 (the test helpers live in tests/)
 
+# The checkout's nbviz, whatever the kernel's working directory (a relative PYTHONPATH, as in
+# `PYTHONPATH=. python benchmarks/...`, would find an installed nbviz there instead).
 SETUP = """\
-import sys, torch, nbviz
+import sys
+sys.path[:0] = [{root!r}, {tests!r}]
+import torch, nbviz
+assert nbviz.__file__.startswith({root!r}), nbviz.__file__
 torch.set_num_threads({threads})
-sys.path.insert(0, {tests!r})
 from models import mlp
 from trace_models import GPT
 torch.manual_seed(0)
@@ -163,7 +167,7 @@ def main() -> None:
         "nbformat": 4,
         "nbformat_minor": 5,
     }
-    setup = SETUP.format(threads=args.torch_threads, tests=str(ROOT / "tests"))
+    setup = SETUP.format(threads=args.torch_threads, root=str(ROOT), tests=str(ROOT / "tests"))
     with (
         tempfile.TemporaryDirectory() as tmp,
         jupyter_server("lab", Path(tmp), Path(tmp) / ".scratch") as server,
