@@ -326,8 +326,8 @@ def _after_the_cell(action: Callable[[], None]) -> None:
     from IPython import get_ipython  # a dependency of ipywidgets
 
     shell = get_ipython()
-    kernel = getattr(shell, "kernel", None)
-    parent = {} if kernel is None else kernel.get_parent()
+    get_parent = getattr(getattr(shell, "kernel", None), "get_parent", None)  # ipykernel's
+    parent = get_parent() if callable(get_parent) else {}
     if shell is None or parent.get("header", {}).get("msg_type") != "execute_request":
         action()  # a script, or a widget's callback: no cell to wait for
         return
