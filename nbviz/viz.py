@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final
@@ -264,6 +264,9 @@ def show(
     `selected` preselects a layer by name. Unless `record=False`, training steps
     from now on are recorded in memory (`viz.recorder`, options as for `nbviz.watch`) until
     `viz.close()`.
+
+    In a notebook cell, the statistics of the parameters (`viz.state.stats` and `hist`) are
+    computed once the cell has run, after the widget is shown: not on the way to the diagram.
     """
     if isinstance(model, (Run, str, os.PathLike)):
         if example_input is not None or forward_kwargs is not None or watch_options:
@@ -277,16 +280,26 @@ def show(
     model = unwrap(model)  # torch.compile and DDP wrappers: names without _orig_mod./module.
     if forward_kwargs is not None and example_input is None:
         raise TypeError("forward_kwargs needs an example_input to go with it")
-    state = VizState(module_hierarchy(model))
-    if example_input is not None:
-        _trace_example(state, model, forward_args(example_input), dict(forward_kwargs or {}))
-    state.selected = selected
-    recorder = watch(model, **watch_options) if record else None
-    # A reader of its own (not `recorder.run`, which flushes the writer on every use).
-    writer = None if recorder is None else recorder.writer  # None: a rank that does not write
-    run = None if writer is None else writer.open_run()
-    feed = None if run is None else LiveFeed(state, run, owns_run=True).start()
-    return Viz(state, recorder, feed)
+    state = VizState(module_hierarchy(model), summaries=False)
+    viz = None
+    try:
+        state.selected = selected
+        # The views first: their comms open now, so the browser loads their code (and starts
+        # the diagram's layout worker) while the kernel traces and summarises.
+        viz = Viz(state)
+        if example_input is not None:
+            _trace_example(state, model, forward_args(example_input), dict(forward_kwargs or {}))
+        _after_the_cell(state.ensure_summaries)
+        if record:
+            viz.recorder = watch(model, **watch_options)
+            # A reader of its own (not `recorder.run`, which flushes the writer on every use).
+            writer = viz.recorder.writer  # None: a rank that does not write
+            if writer is not None:
+                viz.feed = LiveFeed(state, writer.open_run(), owns_run=True).start()
+    except BaseException:
+        (state if viz is None else viz).close()
+        raise
+    return viz
 
 
 def _show_run(source: Run | str | os.PathLike[str], selected: str | None) -> Viz:
@@ -306,6 +319,24 @@ def _show_run(source: Run | str | os.PathLike[str], selected: str | None) -> Viz
         raise
     feed = LiveFeed(state, run, owns_run=run is not source)
     return Viz(state, None, feed.start())
+
+
+def _after_the_cell(action: Callable[[], None]) -> None:
+    """Runs `action` once the notebook cell running now has ended (its output shown), else now."""
+    from IPython import get_ipython  # a dependency of ipywidgets
+
+    shell = get_ipython()
+    get_parent = getattr(getattr(shell, "kernel", None), "get_parent", None)  # ipykernel's
+    parent = get_parent() if callable(get_parent) else {}
+    if shell is None or parent.get("header", {}).get("msg_type") != "execute_request":
+        action()  # a script, or a widget's callback: no cell to wait for
+        return
+
+    def once(*_: object) -> None:
+        shell.events.unregister("post_run_cell", once)
+        action()
+
+    shell.events.register("post_run_cell", once)
 
 
 def _trace_example(

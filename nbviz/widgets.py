@@ -89,7 +89,8 @@ class VizState(ipywidgets.Widget):  # type: ignore[misc]
     """The kind the statistics view shows over time (one of `_protocol.KINDS`)."""
     protocol_version = traitlets.Int(_protocol.PROTOCOL_VERSION).tag(sync=True)
 
-    def __init__(self, hierarchy: Hierarchy, **kwargs: Any) -> None:
+    def __init__(self, hierarchy: Hierarchy, *, summaries: bool = True, **kwargs: Any) -> None:
+        """`summaries=False` leaves `stats` and `hist` empty until `ensure_summaries()`."""
         self._names = hierarchy.names()
         self._index: GraphIndex | None = None
         self._draw_autograd: Callable[[], str] | None = None
@@ -98,18 +99,25 @@ class VizState(ipywidgets.Widget):  # type: ignore[misc]
         self._params: list[weakref.ref[torch.Tensor] | None] = [
             None if p.lazy else weakref.ref(p.tensor) for p in hierarchy.params
         ]
-        stats, hist = summaries_to_wire(
-            summarize([None if p.lazy else p.tensor for p in hierarchy.params])
-        )
-        super().__init__(
-            layers=hierarchy.wire_layers(),
-            tensors=hierarchy.wire_tensors(),
-            stats=stats,
-            hist=hist,
-            **kwargs,
-        )
+        self._summarized = summaries
+        if summaries:
+            kwargs["stats"], kwargs["hist"] = self._summaries()
+        super().__init__(layers=hierarchy.wire_layers(), tensors=hierarchy.wire_tensors(), **kwargs)
         # Run data requests come on this model's own comm (js/src/live/attach.ts).
         self.on_msg(self._answer)
+
+    def ensure_summaries(self) -> None:
+        """Sets `stats` and `hist` from the parameters' values now, unless they are set (or the
+        widget is closed)."""
+        if self._summarized or self.comm is None:
+            return
+        with self.hold_sync():
+            self.stats, self.hist = self._summaries()
+        self._summarized = True
+
+    def _summaries(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        tensors = [None if ref is None else ref() for ref in self._params]
+        return summaries_to_wire(summarize(tensors))
 
     def _answer(self, _widget: object, content: Any, _buffers: Sequence[bytes]) -> None:
         reply, buffers = self.handle_request(content)

@@ -201,3 +201,30 @@ def test_the_autograd_graph_is_drawn_on_request() -> None:
     reply, _ = request(nbviz.show(model, record=False), {"type": "autograd_graph", "id": "b"})
     assert reply["ok"] is False
     assert "no example input" in reply["error"]
+
+
+def test_in_a_notebook_cell_the_statistics_come_once_the_cell_has_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    callbacks: list[Any] = []
+
+    class Shell:
+        class events:  # noqa: N801 (IPython's attribute)
+            register = staticmethod(lambda event, f: callbacks.append((event, f)))
+            unregister = staticmethod(lambda event, f: callbacks.remove((event, f)))
+
+        class kernel:  # noqa: N801
+            get_parent = staticmethod(lambda: {"header": {"msg_type": "execute_request"}})
+
+    monkeypatch.setattr("IPython.get_ipython", lambda: Shell)
+    viz = nbviz.show(demo_model(), record=False)
+    assert viz.state.stats == {}  # not on the way to the first paint
+    [(event, after)] = callbacks
+    assert event == "post_run_cell"
+    after(None)
+    assert callbacks == []
+    stats = array_from_wire(viz.state.stats)
+    assert stats.shape == (len(viz.state.tensors), len(_protocol.STAT_FIELDS))
+    computed = viz.state.stats
+    viz.state.ensure_summaries()  # once only
+    assert viz.state.stats is computed

@@ -10,9 +10,11 @@ import {
   type LayoutEngine,
   Layouter,
   prestartWorker,
+  QUICK_LIMIT,
 } from "../src/graph/layout";
 import type { LayoutRequest, LayoutResult } from "../src/graph/layout-types";
 import { indexGraph, nodeBox, ROOT_BOX, visibleGraph } from "../src/graph/model";
+import { quickLayout } from "../src/graph/quick-layout";
 import { WORKER_SOURCE } from "../src/graph/worker-source";
 import { gpt, resnet } from "./fixtures/graphs";
 
@@ -172,8 +174,17 @@ class FakeWorker {
   terminated = false;
   onmessage: ((event: { data: unknown }) => void) | null = null;
   onerror: unknown = null;
+  listeners: ((event: { data: unknown }) => void)[] = [];
   constructor(readonly url: string) {
     FakeWorker.started.push(this);
+  }
+  addEventListener(_type: "message", listener: (event: { data: unknown }) => void): void {
+    this.listeners.push(listener);
+  }
+  /** What the worker's script would post: to the listeners, then to onmessage. */
+  say(data: unknown): void {
+    for (const listener of this.listeners.splice(0)) listener({ data }); // added with once
+    this.onmessage?.({ data });
   }
   postMessage(message: unknown): void {
     this.posted.push(message);
@@ -188,7 +199,7 @@ describe("layout workers", () => {
   /** A source of its own per test: the pool of idle workers is per page, keyed by source. */
   const freshSource = (): string => `/* worker ${++sources} */`;
   const answer = (worker: FakeWorker, id: number): void =>
-    worker.onmessage?.({ data: { id, result: { width: 1, height: 1, children: [], edges: [] } } });
+    worker.say({ id, result: { width: 1, height: 1, children: [], edges: [] } });
 
   afterEach(() => {
     vi.unstubAllGlobals();
@@ -217,7 +228,7 @@ describe("layout workers", () => {
     const again = second.compute(request);
     expect(FakeWorker.started).toHaveLength(1);
     expect(worker.posted).toHaveLength(2);
-    answer(worker, 1);
+    answer(worker, 2); // ids go on across engines
     await expect(again).resolves.toMatchObject({ width: 1 });
     // a second idle worker for the same source is not kept
     const other = createWorkerEngine(source);
@@ -231,6 +242,9 @@ describe("layout workers", () => {
     stub();
     const source = freshSource();
     const engine = createWorkerEngine(source);
+    const first = engine.compute({ children: [], edges: [] });
+    if (FakeWorker.started[0]) answer(FakeWorker.started[0], 1);
+    await first;
     const pending = engine.compute({ children: [], edges: [] });
     engine.dispose();
     await expect(pending).rejects.toThrow(/disposed/);
@@ -239,14 +253,111 @@ describe("layout workers", () => {
     expect(FakeWorker.started).toHaveLength(2);
   });
 
-  it("start ahead of the first engine, once", () => {
+  it("keep a worker still loading ELK for the next engine, without the old answers", async () => {
+    stub();
+    const source = freshSource();
+    const first = createWorkerEngine(source);
+    const request: LayoutRequest = { children: [{ w: 1, h: 1 }], edges: [] };
+    const stale = first.compute(request);
+    expect(first.ready?.()).toBe(false);
+    first.dispose();
+    await expect(stale).rejects.toThrow(/disposed/);
+    const [worker] = FakeWorker.started;
+    if (worker === undefined) throw new Error("no worker started");
+    expect(worker.terminated).toBe(false);
+    const second = createWorkerEngine(source);
+    expect(FakeWorker.started).toHaveLength(1);
+    const fresh = second.compute(request);
+    answer(worker, 1); // the first engine's request: nobody's now
+    answer(worker, 2);
+    await expect(fresh).resolves.toMatchObject({ width: 1 });
+    expect(second.ready?.()).toBe(true); // it has answered: ELK is loaded
+    expect(createWorkerEngine(source).ready?.()).toBe(false); // a new worker
+  });
+
+  it("start ahead of the first engine, once, and not while another one works", () => {
     stub();
     const source = freshSource();
     prestartWorker(source);
     prestartWorker(source);
     expect(FakeWorker.started).toHaveLength(1);
+    const engine = createWorkerEngine(source);
+    expect(FakeWorker.started).toHaveLength(1);
+    // a re-run cell's new bundle, while the old view still holds the worker: it waits for that one
+    prestartWorker(source);
+    expect(FakeWorker.started).toHaveLength(1);
+    engine.dispose();
     createWorkerEngine(source);
     expect(FakeWorker.started).toHaveLength(1);
+  });
+});
+
+describe("quick layout", () => {
+  const box = { w: 80, h: 30 };
+  const edge = (s: number, t: number) => ({ s, t, lw: 0, lh: 0 });
+
+  it("stacks a chain top to bottom, centred, with ELK's spacing", () => {
+    const result = quickLayout({
+      children: [box, { w: 120, h: 30 }, box],
+      edges: [edge(0, 1), edge(1, 2)],
+    });
+    expect(result.nodes).toEqual([
+      { x: 28, y: 8 },
+      { x: 8, y: 74 },
+      { x: 28, y: 140 },
+    ]);
+    expect(result).toMatchObject({ width: 136, height: 178 });
+    expect(result.edges[0]?.points).toEqual([68, 38, 68, 74]);
+    expect(Number.isNaN(result.edges[0]?.lx)).toBe(true);
+  });
+
+  it("layers by longest path, side by side in model order, anchors first and last", () => {
+    const result = quickLayout({
+      children: [box, box, box, box, { w: 8, h: 8, c: "first" }, { w: 8, h: 8, c: "last" }],
+      edges: [edge(4, 1), edge(0, 2), edge(1, 2), edge(2, 3), edge(1, 3), edge(3, 5)],
+    });
+    const y = result.nodes.map((n) => n.y);
+    const middle = (i: number) => (y[i] ?? 0) + (i >= 4 ? 4 : 15);
+    expect(middle(0)).toBe(middle(4)); // the sources share the first layer, centred on it
+    expect(result.nodes[0]?.x).toBeLessThan(result.nodes[4]?.x ?? 0); // in model order
+    expect(y[1]).toBeGreaterThan(y[0] ?? 0);
+    expect(y[2]).toBeGreaterThan(y[1] ?? 0);
+    expect(y[3]).toBeGreaterThan(y[2] ?? 0); // below 2, although 1 feeds it too
+    expect(y[5]).toBeGreaterThan(y[3] ?? 0);
+  });
+
+  it("ends on cycles and empty levels", () => {
+    const cycle = quickLayout({ children: [box, box], edges: [edge(0, 1), edge(1, 0)] });
+    expect(cycle.nodes[0]?.y).toBeLessThan(cycle.nodes[1]?.y ?? 0);
+    expect(quickLayout({ children: [], edges: [] })).toMatchObject({ width: 16, height: 16 });
+  });
+
+  it("stands in for an engine that is not ready, for small graphs only", async () => {
+    const { engine } = manualEngine();
+    let ready = false;
+    const starting: LayoutEngine = { ...engine, ready: () => ready };
+    const index = indexGraph(gpt(2));
+    const block = index.nodes.findIndex((n) => n?.name === "blocks.0" && n.kind === "module");
+    const unfolded = new Set(index.folds.map((f) => f.key));
+    const vg = visibleGraph(index, new Set([block]), unfolded);
+    const quick = new Layouter(starting, options).quick(vg);
+    expect(quick?.levels.get(ROOT_BOX)?.result.nodes).toHaveLength(
+      vg.levels.get(ROOT_BOX)?.children.length ?? -1,
+    );
+    const inside = quick?.levels.get(nodeBox(block))?.result;
+    expect(quick?.sizes.get(nodeBox(block))).toEqual({
+      w: (inside?.width ?? 0) + 2 * GROUP_PAD,
+      h: (inside?.height ?? 0) + GROUP_HEADER + GROUP_PAD,
+    });
+    ready = true;
+    expect(new Layouter(starting, options).quick(vg)).toBeNull();
+    expect(new Layouter(engine, options).quick(vg)).toBeNull(); // no ready(): ready
+    ready = false;
+    const big = gpt(QUICK_LIMIT);
+    const all = indexGraph(big);
+    const open = new Set(all.nodes.flatMap((n, i) => (n?.kind === "module" ? [i] : [])));
+    const unfoldAll = new Set(all.folds.map((f) => f.key));
+    expect(new Layouter(starting, options).quick(visibleGraph(all, open, unfoldAll))).toBeNull();
   });
 });
 

@@ -1,5 +1,6 @@
 import { describe, expect, it, vi } from "vitest";
 import { createElkCompute } from "../src/graph/elk-layout";
+import type { LayoutEngine } from "../src/graph/layout";
 import { foldBox, nodeBox } from "../src/graph/model";
 import { createGraphView } from "../src/graph/render";
 import { GraphBuilder, gpt, resnet } from "./fixtures/graphs";
@@ -132,6 +133,35 @@ describe("createGraphView", () => {
     expect(
       view.el.querySelector(`[data-box="${nodeBox(head)}"]`)?.classList.contains("is-selected"),
     ).toBe(true);
+    view.destroy();
+  });
+
+  it("draws a small diagram at once while its engine starts, then the engine's layout", async () => {
+    let ready = false;
+    let start = (): void => {};
+    const started = new Promise<void>((resolve) => {
+      start = resolve;
+    });
+    const engine: LayoutEngine = {
+      kind: "starting",
+      ready: () => ready,
+      compute: async (request) => {
+        await started;
+        return fallback(request);
+      },
+      dispose() {},
+    };
+    const view = createGraphView({ graph: gpt(4), selected: null }, { engine });
+    const fold = `[data-box="${foldBox("blocks.0#0")}"]`;
+    const quick = view.el.querySelector(fold);
+    expect(quick).not.toBeNull(); // drawn before the engine has answered
+    expect(view.el.querySelector(".nbviz-graph-status")?.textContent).toBe("");
+    ready = true;
+    start();
+    await view.idle();
+    const drawn = view.el.querySelector(fold);
+    expect(drawn).not.toBeNull();
+    expect(drawn).not.toBe(quick); // drawn again where ELK put it
     view.destroy();
   });
 

@@ -204,6 +204,7 @@ class _Source:
                 raise TypeError("a Viz is written as shown: graph= and selected= go with a Run")
             self._viz = source
             self.state = source.state
+            self.state.ensure_summaries()  # deferred by nbviz.show in a notebook cell
             self.run = self._viz_reader(source)
         else:
             raise TypeError(

@@ -13,6 +13,7 @@ import type {
   WorkerResponse,
 } from "./layout-types";
 import { ANCHOR_IN, type Level, levelAnchors, ROOT_BOX, type VisibleGraph } from "./model";
+import { quickLayout } from "./quick-layout";
 import { WORKER_SOURCE } from "./worker-source";
 
 /** Padding around an open group's children, and the height of its header. */
@@ -23,6 +24,8 @@ export const LABEL_HEIGHT = 12;
 export const CACHE_LIMIT = 2000;
 /** Size of an open group's input and output anchors. */
 export const ANCHOR_SIZE = 8;
+/** Most boxes a diagram may have for `Layouter.quick` to lay it out. */
+export const QUICK_LIMIT = 60;
 
 export interface Size {
   w: number;
@@ -33,49 +36,72 @@ export interface LayoutEngine {
   compute: LayoutCompute;
   /** "worker" or "in-process". */
   kind: string;
+  /** False while the engine is still starting (a fresh worker loading ELK); default ready. */
+  ready?(): boolean;
   dispose(): void;
 }
 
 interface LayoutWorker {
   worker: Worker;
   url: string;
+  /** The worker has answered a layout: ELK is loaded. */
+  ready: boolean;
+  /** Request ids are the worker's, not an engine's: a late answer finds no one to resolve. */
+  nextId: number;
 }
 
 /**
- * Idle layout workers, by their source, kept on the page: a fresh worker parses ELK (~1.4 MB)
- * before its first layout, most of a diagram's first paint in JupyterLab (GPT-48: view to first
- * layout 700-1000 ms fresh). anywidget imports the bundle anew for each widget, so the pool
- * lives on `globalThis`, where the view of a re-run cell finds its predecessor's worker.
+ * The page's layout workers, by their source: one idle worker kept for the next engine, and how
+ * many are alive. A fresh worker parses ELK (~1.4 MB) before its first layout, most of a
+ * diagram's first paint in JupyterLab (GPT-48: view to first layout 700-1000 ms fresh).
+ * anywidget imports the bundle anew for each widget, so the pool lives on `globalThis`, where
+ * the view of a re-run cell finds its predecessor's worker.
  */
-const POOL_KEY = Symbol.for("nbviz.layoutWorkers");
+interface WorkerPool {
+  idle: Map<string, LayoutWorker>;
+  live: Map<string, number>;
+}
 
-function idleWorkers(): Map<string, LayoutWorker> {
-  const global = globalThis as typeof globalThis & { [POOL_KEY]?: Map<string, LayoutWorker> };
-  global[POOL_KEY] ??= new Map();
+const POOL_KEY = Symbol.for("nbviz.layoutWorkerPool");
+
+function workerPool(): WorkerPool {
+  const global = globalThis as typeof globalThis & { [POOL_KEY]?: WorkerPool };
+  global[POOL_KEY] ??= { idle: new Map(), live: new Map() };
   return global[POOL_KEY];
 }
 
 /** A Web Worker made from bundled source text (a Blob URL): anywidget loads one ESM file. */
 function startWorker(source: string): LayoutWorker {
+  const { live } = workerPool();
+  live.set(source, (live.get(source) ?? 0) + 1);
   const url = URL.createObjectURL(new Blob([source], { type: "text/javascript" }));
-  return { worker: new Worker(url), url };
+  const started = { worker: new Worker(url), url, ready: false, nextId: 1 };
+  started.worker.addEventListener("message", () => (started.ready = true), { once: true });
+  return started;
+}
+
+function stopWorker(source: string, { worker, url }: LayoutWorker): void {
+  const { live } = workerPool();
+  live.set(source, (live.get(source) ?? 1) - 1);
+  worker.terminate();
+  URL.revokeObjectURL(url);
 }
 
 /**
  * Starts a worker for `source` and leaves it idle for the next engine, so that it parses ELK
- * while the rest of the view loads; nothing when one is idle already.
+ * while the rest of the view loads; nothing when the page has one already (a re-run cell's
+ * new view takes its predecessor's, once that one is closed).
  */
 export function prestartWorker(source: string): void {
-  const idle = idleWorkers();
-  if (!idle.has(source)) idle.set(source, startWorker(source));
+  const { idle, live } = workerPool();
+  if ((live.get(source) ?? 0) === 0) idle.set(source, startWorker(source));
 }
 
 export function createWorkerEngine(source: string): LayoutEngine {
-  const idle = idleWorkers();
+  const { idle } = workerPool();
   const started = idle.get(source) ?? startWorker(source);
   idle.delete(source);
-  const { worker, url } = started;
-  let nextId = 1;
+  const { worker } = started;
   const pending = new Map<number, { resolve(r: LayoutResult): void; reject(e: Error): void }>();
   worker.onmessage = (event: MessageEvent<WorkerResponse>) => {
     const msg = event.data;
@@ -91,26 +117,28 @@ export function createWorkerEngine(source: string): LayoutEngine {
   };
   return {
     kind: "worker",
+    ready: () => started.ready,
     compute(request) {
-      const id = nextId++;
+      const id = started.nextId++;
       return new Promise((resolve, reject) => {
         pending.set(id, { resolve, reject });
         worker.postMessage({ id, request } satisfies WorkerRequest);
       });
     },
     dispose() {
-      // Parked only when nothing is in flight (no late answer can reach the next engine's
-      // handlers) and no other worker is idle: one parsed ELK kept per page at most.
-      if (pending.size === 0 && !idle.has(source)) {
-        worker.onmessage = null;
-        worker.onerror = null;
-        idle.set(source, started);
-        return;
-      }
-      worker.terminate();
-      URL.revokeObjectURL(url);
+      // Parked when nothing is in flight, or while the worker still loads ELK (what it has
+      // queued is a first view's layout: cheaper to finish than loading ELK again); one idle
+      // worker per page at most. A worker laying out for nobody is ended.
+      const park = (pending.size === 0 || !started.ready) && !idle.has(source);
       for (const waiter of pending.values()) waiter.reject(new Error("layout disposed"));
       pending.clear();
+      if (!park) {
+        stopWorker(source, started);
+        return;
+      }
+      worker.onmessage = null;
+      worker.onerror = null;
+      idle.set(source, started);
     },
   };
 }
@@ -132,6 +160,11 @@ export function createLayoutEngine(fallback?: LayoutCompute): LayoutEngine {
   if (hasWorker()) return createWorkerEngine(WORKER_SOURCE);
   if (fallback === undefined) throw new Error("nbviz: no layout worker in this build");
   return { kind: "in-process", compute: fallback, dispose() {} };
+}
+
+/** An open group's size: its level's layout, a header and padding. */
+function groupSize(result: LayoutResult): Size {
+  return { w: result.width + 2 * GROUP_PAD, h: result.height + GROUP_HEADER + GROUP_PAD };
 }
 
 export interface LevelLayout {
@@ -171,7 +204,7 @@ export class Layouter {
   /** Lays out every level of `graph`; null when a later call superseded this one. */
   async layout(graph: VisibleGraph): Promise<FullLayout | null> {
     const generation = ++this.generation;
-    const sizes = new Map<string, Size>();
+    const sizes = this.closedSizes(graph);
     const levels = new Map<string, LevelLayout>();
     const run = async (id: string): Promise<boolean> => {
       const level = graph.levels.get(id);
@@ -183,18 +216,42 @@ export class Layouter {
       const result = await this.compute(request, this.options.share === false ? id : "");
       if (generation !== this.generation) return false;
       levels.set(id, { level, result });
-      sizes.set(id, {
-        w: result.width + 2 * GROUP_PAD,
-        h: result.height + GROUP_HEADER + GROUP_PAD,
-      });
+      sizes.set(id, groupSize(result));
       return true;
     };
+    const ok = await run(ROOT_BOX);
+    return ok && generation === this.generation ? { levels, sizes } : null;
+  }
+
+  /**
+   * A rough layout of `graph` (quick-layout.ts) made at once and not cached, for a first paint
+   * that need not wait for a starting engine; null once the engine is ready, or for a graph of
+   * more than QUICK_LIMIT boxes.
+   */
+  quick(graph: VisibleGraph): FullLayout | null {
+    if (this.engine.ready?.() !== false || graph.boxes.size > QUICK_LIMIT) return null;
+    const sizes = this.closedSizes(graph);
+    const levels = new Map<string, LevelLayout>();
+    const run = (id: string): void => {
+      const level = graph.levels.get(id);
+      if (level === undefined) return;
+      for (const c of level.children) run(c);
+      const result = quickLayout(this.request(level, sizes));
+      levels.set(id, { level, result });
+      sizes.set(id, groupSize(result));
+    };
+    run(ROOT_BOX);
+    return { levels, sizes };
+  }
+
+  /** The size of every box of `graph` that is not an open group. */
+  private closedSizes(graph: VisibleGraph): Map<string, Size> {
+    const sizes = new Map<string, Size>();
     for (const level of graph.levels.values()) {
       for (const c of level.children)
         if (!graph.levels.has(c)) sizes.set(c, this.options.measure(c, graph));
     }
-    const ok = await run(ROOT_BOX);
-    return ok && generation === this.generation ? { levels, sizes } : null;
+    return sizes;
   }
 
   /**

@@ -226,6 +226,8 @@ export function createGraphView(data: GraphViewData, options: GraphViewOptions =
   let neighbourIds: readonly number[] = [];
   let transform: Transform = { k: 1, x: 0, y: 0 };
   let fitted = false;
+  /** The first view while it shows a quick layout (Layouter.quick): refitted unless moved. */
+  let quickView: Transform | null = null;
   let frame = 0;
   let pending: Promise<void> = Promise.resolve();
   let destroyed = false;
@@ -361,8 +363,11 @@ export function createGraphView(data: GraphViewData, options: GraphViewOptions =
     return c;
   }
 
-  /** Builds the drawing in slices of about SLICE_MS, yielding between them; false if stale. */
-  async function draw(next: FullLayout, mine: VisibleGraph): Promise<boolean> {
+  /**
+   * Builds the drawing in slices of about SLICE_MS, yielding between them; false if stale.
+   * `quick`: a stand-in layout, to be replaced by the engine's.
+   */
+  async function draw(next: FullLayout, mine: VisibleGraph, quick = false): Promise<boolean> {
     const t0 = performance.now();
     let slice = t0;
     cache.drawn = 0;
@@ -380,10 +385,11 @@ export function createGraphView(data: GraphViewData, options: GraphViewOptions =
     const root = assembled.el;
     rects = assembled.rects;
     culler.set(assembled.placed);
-    if (!fitted) {
+    if (!fitted || (quickView !== null && quickView === transform)) {
       fitted = true;
       initialView();
     }
+    quickView = quick ? transform : null;
     measure();
     uncover();
     if (root && (viewport.firstChild !== root || viewport.childNodes.length !== 1)) {
@@ -396,7 +402,7 @@ export function createGraphView(data: GraphViewData, options: GraphViewOptions =
     stats.levelsComputed = lay.computed;
     stats.boxes = mine.boxes.size;
     // only once the user pauses: a click waits for a layout already running in the worker
-    setTimeout(() => void prefetchGroups(mine), PREFETCH_QUIET_MS);
+    if (!quick) setTimeout(() => void prefetchGroups(mine), PREFETCH_QUIET_MS);
     return true;
   }
 
@@ -436,6 +442,10 @@ export function createGraphView(data: GraphViewData, options: GraphViewOptions =
         status.textContent = `Layout failed: ${String(error)}`;
       },
     );
+    // A fresh worker loads ELK for most of a second: a small diagram's first paint shows a
+    // quick layout meanwhile.
+    const quick = layout === null ? lay.quick(mine) : null;
+    if (quick !== null) void draw(quick, mine, true);
     pending = run;
     return run;
   }
