@@ -42,7 +42,10 @@ await esbuild.build({
   plugins: [inlineWorker],
 });
 """
-_PAGE = """<!doctype html><meta charset="utf-8"><link rel="stylesheet" href="style.css">
+# An empty icon: else Chromium asks for /favicon.ico, and its 404 reaches the console (as an
+# error, in whichever test is looking then).
+_PAGE = """<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,">
+<link rel="stylesheet" href="style.css">
 <style>body{{margin:0}} #host{{width:1200px}}{style}</style>
 <div id="host"></div><script type="module" src="page.js"></script>"""
 
