@@ -172,19 +172,26 @@ export function createGradientFlow(
     tableTimer = setTimeout(() => {
       tableTimer = null;
       whenIdle(() => {
-        if (!destroyed && tableTimer === null) drawTable();
+        if (destroyed || tableTimer !== null) return;
+        // Laid out now, in the idle time: else the next frame (the next step's) would pay it.
+        if (drawTable() && table.isConnected) table.getBoundingClientRect();
       });
     }, TABLE_QUIET_MS);
   }
 
-  /** The bars' values in the hidden table: rows rebuilt when the layers change, else rewritten. */
-  function drawTable(): void {
+  /**
+   * The bars' values in the hidden table: rows rebuilt when the layers change, else the cells
+   * whose value changed rewritten. Says whether it changed anything.
+   */
+  function drawTable(): boolean {
     const { source, step } = current;
     const values =
       barValues !== null && barValues.step === step && barValues.source === source
         ? barValues.values
         : source.metricAt("grad_norm", step);
+    let changed = false;
     if (tableLayers !== layers) {
+      changed = true;
       tableLayers = layers;
       tableCells = layers.map(() => h("td"));
       tableValues = layers.map(() => null);
@@ -199,17 +206,22 @@ export function createGradientFlow(
         ),
       );
     }
-    caption.textContent = `Gradient norm per layer at step ${step}`;
-    table.dataset.step = String(step);
+    if (table.dataset.step !== String(step)) {
+      changed = true;
+      caption.textContent = `Gradient norm per layer at step ${step}`;
+      table.dataset.step = String(step);
+    }
     for (let i = 0; i < layers.length; i++) {
       const td = tableCells[i];
       if (td === undefined) continue;
       const v = values.get(layers[i] ?? "");
       if (tableValues[i] !== null && Object.is(tableValues[i], v)) continue;
+      changed = true;
       tableValues[i] = v;
       td.dataset.value = v === undefined ? "" : String(v);
       td.textContent = v === undefined ? "–" : formatValue(v);
     }
+    return changed;
   }
 
   function drawMarkers(): void {
