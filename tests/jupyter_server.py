@@ -16,6 +16,21 @@ import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+REPO = pathlib.Path(__file__).resolve().parent.parent
+
+
+def kernel_pythonpath() -> str:
+    """PYTHONPATH for the server and its kernels: this checkout first, every entry absolute.
+
+    A kernel runs in the notebook's folder, so a relative entry (PYTHONPATH=. from the
+    repository) resolves there, and the kernel imported the installed nbviz instead (an editable
+    install of another checkout, its bundles included) while the harness imported this one."""
+    entries = [str(REPO)]
+    for entry in os.environ.get("PYTHONPATH", "").split(os.pathsep):
+        if entry:
+            entries.append(str(pathlib.Path(entry).resolve()))
+    return os.pathsep.join(dict.fromkeys(entries))
+
 
 @dataclass(frozen=True)
 class Server:
@@ -71,6 +86,7 @@ def jupyter_server(
         "JUPYTERLAB_SETTINGS_DIR": str(settings),
         "JUPYTERLAB_WORKSPACES_DIR": str(scratch / "workspaces"),
         "JUPYTER_RUNTIME_DIR": str(scratch / "runtime"),
+        "PYTHONPATH": kernel_pythonpath(),
     }
     log = scratch / f"{app}.log"
     command = [

@@ -161,6 +161,9 @@ def test_a_second_view_and_a_reloaded_page_show_the_same_state(lab: Server, page
         "step": "step 11",
         "flow_step": "11",
     }
+    # The flow view's hidden table follows the step once it rests (gradflow.ts): wait for it.
+    for i in range(2):
+        expect(page.locator("table.nbviz-gf-table").nth(i)).to_have_attribute("data-step", "11")
     views = [view_state(page, i) for i in range(2)]
     assert views[0] == views[1]
     for key, value in expected.items():
@@ -179,4 +182,5 @@ def test_a_second_view_and_a_reloaded_page_show_the_same_state(lab: Server, page
     for i in range(2):
         expect(page.locator(".nbviz-step-label").nth(i)).to_contain_text(f"of {STEPS}")
         expect(page.locator(STATS).nth(i).locator(".nbviz-hp-step")).to_have_text("step 11")
+        expect(page.locator("table.nbviz-gf-table").nth(i)).to_have_attribute("data-step", "11")
     assert [view_state(page, i) for i in range(2)] == views

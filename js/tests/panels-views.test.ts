@@ -64,10 +64,22 @@ describe("createHistogramPanel", () => {
     panel.update({ layer: "layers.0.linear", step: 3 }); // stats but no histograms yet
     const msg = panel.el.querySelector<HTMLElement>(".nbviz-hp-nodata");
     expect(msg?.textContent).toBe("no histogram at this step");
-    const layer0 = panel.el.querySelector(".nbviz-hp-cell");
+    const layer0 = panel.el.querySelector<HTMLElement>(".nbviz-hp-cell");
+    const count = panel.el.querySelectorAll("*").length;
+    // A layer of the same shape rebinds the same cells to its series: no element is created.
     panel.update({ layer: "layers.1.linear" });
+    expect(panel.el.querySelectorAll("*").length).toBe(count);
+    expect(panel.el.querySelector(".nbviz-hp-cell")).toBe(layer0);
+    const weight1 = source.seriesOf("layers.1.linear", "weight", "train")[0];
+    expect(layer0?.dataset.series).toBe(String(weight1?.id));
+    expect(layer0?.dataset.tensor).toBe(weight1?.tensor);
+    expect(panel.el.querySelector(".nbviz-hp-title .nbviz-name")?.textContent).toBe(
+      "layers.1.linear",
+    );
     panel.update({ layer: "layers.0.linear", step: 4 }); // a switch back reuses the cells
     expect(panel.el.querySelector(".nbviz-hp-cell")).toBe(layer0);
+    const weight0 = source.seriesOf("layers.0.linear", "weight", "train")[0];
+    expect(layer0?.dataset.series).toBe(String(weight0?.id));
     expect(panel.el.querySelector(".nbviz-hp-step")?.textContent).toBe(" step 4");
     panel.update({ layer: null });
     expect(panel.el.textContent).toBe("Select a layer");
@@ -156,7 +168,7 @@ describe("createGradientFlow", () => {
     view.destroy();
   });
 
-  it("lists each layer's gradient norm at the step in its hidden table", () => {
+  it("lists each layer's gradient norm at the step in its hidden table, once idle", async () => {
     const source = syntheticRun({ layers: 3, steps: 10 });
     const view = createGradientFlow({
       source,
@@ -187,7 +199,7 @@ describe("createGradientFlow", () => {
     const table = view.el.querySelector<HTMLElement>("table.nbviz-gf-table");
     for (const step of [4, 9]) {
       view.update({ step });
-      expect(table?.dataset.step).toBe(String(step));
+      await vi.waitFor(() => expect(table?.dataset.step).toBe(String(step)));
       const want = expected(step);
       expect([...shown().keys()]).toEqual([...want.keys()]);
       for (const [layer, v] of want) expect(shown().get(layer)).toBeCloseTo(v, 5);

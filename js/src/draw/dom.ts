@@ -68,11 +68,49 @@ export function viewRoot(kind: string, ...children: Child[]): HTMLDivElement {
   );
 }
 
-/** Scrolls `el` into view within its scroll containers, where the browser supports it. */
-export function scrollIntoViewNearest(el: Element): void {
-  if (typeof el.scrollIntoView === "function") {
-    el.scrollIntoView({ block: "nearest", inline: "nearest" });
-  }
+const pendingReveal = new WeakMap<Element, Element>();
+
+/**
+ * Scrolls the scroll container `box` (not the page around it) so that `el` is in view, at the
+ * next animation frame: reading the layout there costs no extra layout pass, where reading it
+ * right after other views changed the DOM (`scrollIntoView` now) forces one. Follows a selection
+ * made elsewhere (another view, Python) without scrolling the notebook to the list.
+ */
+export function revealWithin(el: Element, box: HTMLElement): void {
+  const queued = pendingReveal.has(box);
+  pendingReveal.set(box, el);
+  if (queued) return;
+  const run = (): void => {
+    const target = pendingReveal.get(box);
+    pendingReveal.delete(box);
+    if (target === undefined || !box.contains(target)) return;
+    const outer = box.getBoundingClientRect();
+    const r = target.getBoundingClientRect();
+    const top = outer.top + box.clientTop;
+    const bottom = top + box.clientHeight;
+    if (r.top < top) box.scrollTop += r.top - top;
+    else if (r.bottom > bottom) box.scrollTop += Math.min(r.bottom - bottom, r.top - top);
+    const left = outer.left + box.clientLeft;
+    const right = left + box.clientWidth;
+    if (r.left < left) box.scrollLeft += r.left - left;
+    else if (r.right > right) box.scrollLeft += Math.min(r.right - right, r.left - left);
+  };
+  if (typeof requestAnimationFrame === "function") requestAnimationFrame(run);
+  else run();
+}
+
+/** Calls `callback` once the page is idle (within `timeout` ms), or soon where it cannot tell. */
+export function whenIdle(callback: () => void, timeout = 500): void {
+  if (typeof requestIdleCallback === "function") requestIdleCallback(callback, { timeout });
+  else setTimeout(callback, 0);
+}
+
+/**
+ * Sets `hidden` only when it changes: writing the attribute, even to the value it has, restyles
+ * the element (it is a presentation attribute).
+ */
+export function setHidden(el: HTMLElement, hidden: boolean): void {
+  if (el.hidden !== hidden) el.hidden = hidden;
 }
 
 /** Display name of a layer: "(root)" for the root (""). */

@@ -8,7 +8,7 @@
 
 import { formatCount } from "../format";
 import type { LayerRow } from "../protocol";
-import { h, layerLabel, markSelected, scrollIntoViewNearest, viewRoot } from "./dom";
+import { h, layerLabel, markSelected, revealWithin, viewRoot } from "./dom";
 
 /**
  * Indices of the layers whose name or class name contains `query`, case-insensitively, in
@@ -97,7 +97,7 @@ export function createPicker(data: PickerData, options: PickerOptions = {}): Pic
     }
     item.classList.add("is-active");
     input.setAttribute("aria-activedescendant", item.id);
-    if (scroll) scrollIntoViewNearest(item);
+    if (scroll) revealWithin(item, list);
   }
 
   function applyFilter(): void {
@@ -154,7 +154,7 @@ export function createPicker(data: PickerData, options: PickerOptions = {}): Pic
     markSelected(item, true);
     const position = matches.indexOf(next);
     if (position >= 0) setActive(position, false);
-    if (scroll && list.contains(item)) scrollIntoViewNearest(item);
+    if (scroll && list.contains(item)) revealWithin(item, list);
   }
 
   function choose(i: number): void {

@@ -9,7 +9,7 @@
 
 import { formatOutputs, formatParams, plural } from "../format";
 import type { LayerRow } from "../protocol";
-import { h, layerLabel, markSelected, scrollIntoViewNearest, viewRoot } from "./dom";
+import { h, layerLabel, markSelected, revealWithin, viewRoot } from "./dom";
 
 export interface TreeData {
   layers: readonly LayerRow[];
@@ -121,6 +121,10 @@ function paramCell(kind: "own" | "total", n: number): HTMLSpanElement {
     text,
     title: `${title} ${kind === "own" ? "own parameters" : "parameters in the subtree"}`,
   });
+}
+
+function sameStrings(a: readonly string[], b: readonly string[]): boolean {
+  return a === b || (a.length === b.length && a.every((x, i) => x === b[i]));
 }
 
 export function createTree(data: TreeData, options: TreeOptions = {}): Tree {
@@ -373,7 +377,7 @@ export function createTree(data: TreeData, options: TreeOptions = {}): Tree {
     markSelected(row, true);
     reveal(next);
     setFocusable(next);
-    if (scroll) scrollIntoViewNearest(row);
+    if (scroll) revealWithin(row, treeEl);
   }
 
   function visibleNeighbour(from: number, step: 1 | -1): number {
@@ -461,7 +465,8 @@ export function createTree(data: TreeData, options: TreeOptions = {}): Tree {
         if (current.outputs !== previous.outputs) renderOutputs();
         if (current.selected !== previous.selected) applySelection(true);
       }
-      if (current.warnings !== previous.warnings) renderWarnings();
+      // Compared by value: the views read a fresh list from the state on every change.
+      if (!sameStrings(current.warnings ?? [], previous.warnings ?? [])) renderWarnings();
     },
     isExpanded(name: string): boolean {
       const i = indexByName.get(name);

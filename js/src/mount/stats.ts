@@ -8,7 +8,7 @@
  * histogram series not yet held (answered once idle, or pushed while training).
  */
 
-import { h, viewRoot } from "../draw/dom";
+import { h, setHidden, viewRoot } from "../draw/dom";
 import { storeFor } from "../live/attach";
 import type { RunStore } from "../live/store";
 import { createAnomalyBanner, createDistribution, createHistogramPanel } from "../panels";
@@ -103,7 +103,7 @@ export function mountStats(state: StateModel, fallback: Mounted, cleanup: Cleanu
     if (hasData !== live) {
       live = hasData;
       body.replaceChildren(hasData ? panel.el : fallback.el);
-      distBox.hidden = !hasData;
+      setHidden(distBox, !hasData);
       el.dataset.source = hasData ? "run" : "parameters";
     }
     if (name !== requestedFor || hasData) {

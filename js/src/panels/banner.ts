@@ -85,7 +85,15 @@ export function createAnomalyBanner(
   return {
     el,
     update(next: Partial<AnomalyBannerData>): void {
+      const previous = current;
       current = { ...current, ...next };
+      // Redrawn with every view draw (each slider step): only when what it shows changed.
+      if (
+        current.anomaly === previous.anomaly &&
+        current.series === previous.series &&
+        current.total === previous.total
+      )
+        return;
       draw();
     },
     destroy(): void {

@@ -8,7 +8,7 @@
  * `canvas.nbviz-dist-bands`, `canvas.nbviz-dist-ridges`; `.nbviz-dist-marker`; `.nbviz-dist-empty`.
  */
 
-import { h, layerLabel, viewRoot } from "../draw/dom";
+import { h, layerLabel, setHidden, viewRoot } from "../draw/dom";
 import { formatValue } from "../format";
 import { PROTOCOL } from "../protocol";
 import { linear, nearestStep, paletteOf, type Surface, surface } from "./canvas";
@@ -209,14 +209,14 @@ export function createDistribution(
   function drawMarker(): void {
     const bands = shown.bands;
     if (bands === null || bands.rows === 0) {
-      marker.hidden = true;
-      ridgeMarker.hidden = true;
+      setHidden(marker, true);
+      setHidden(ridgeMarker, true);
       return;
     }
     const r = indexAtOrBefore(bands.steps, current.step);
     const step = bands.steps[r] ?? 0;
-    marker.hidden = false;
-    ridgeMarker.hidden = false;
+    setHidden(marker, false);
+    setHidden(ridgeMarker, false);
     marker.style.left = `${xOf(bands, step)}px`;
     ridgeMarker.style.top = `${ridgeY(bands, step)}px`;
     marker.title = `step ${step}`;
@@ -254,10 +254,11 @@ export function createDistribution(
     const changed = series !== shown.series || source !== shown.source || bands !== shown.bands;
     shown = { series, bands, source };
     const none = bands === null || bands.rows === 0;
-    empty.hidden = !none;
-    empty.textContent = series === null ? "not recorded" : none ? "no histograms yet" : "";
-    bandsBox.hidden = none;
-    ridgeBox.hidden = none;
+    setHidden(empty, !none);
+    const note = series === null ? "not recorded" : none ? "no histograms yet" : "";
+    if (empty.textContent !== note) empty.textContent = note;
+    setHidden(bandsBox, none);
+    setHidden(ridgeBox, none);
     if (changed && bands !== null && series !== null && !none) {
       yHi.textContent = formatValue(bands.y1);
       yLo.textContent = formatValue(bands.y0);

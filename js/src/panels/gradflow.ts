@@ -6,6 +6,10 @@
  *
  * The canvases say nothing to a screen reader (or a test): the bars' values are also in a
  * visually hidden table, and the hover line carries the hovered cell's layer, step and value.
+ * The table follows the step once the step has stayed TABLE_QUIET_MS and the page is idle, not
+ * in the frame that redraws the bars: rewriting 200 cells and laying them out cost about as much
+ * as the rest of a slider step, in every step of a scrub. Its `data-step` is written with its
+ * values.
  *
  * Hooks: `.nbviz.nbviz-gradflow`; `canvas.nbviz-gf-bars`, `canvas.nbviz-gf-heat`;
  * `table.nbviz-gf-table[data-step]` (`tr[data-layer]`, `td[data-value]`: the bars' values);
@@ -13,7 +17,7 @@
  * `.nbviz-gf-step-marker`, `.nbviz-gf-layer-marker`; `.nbviz-legend`.
  */
 
-import { h, layerLabel, viewRoot } from "../draw/dom";
+import { h, layerLabel, setHidden, viewRoot, whenIdle } from "../draw/dom";
 import { formatValue } from "../format";
 import { paletteOf, surface } from "./canvas";
 import { indexAtOrBefore } from "./follow";
@@ -41,6 +45,8 @@ export interface GradientFlowOptions {
 const BARS_H = 140;
 const HEAT_H = 220;
 const LEFT = 8;
+/** The hidden table is rewritten once the step has not changed for this long (and when idle). */
+const TABLE_QUIET_MS = 150;
 
 export function createGradientFlow(
   data: GradientFlowData,
@@ -59,13 +65,14 @@ export function createGradientFlow(
   const barRange = h("div", { class: "nbviz-gf-range" });
   const caption = h("caption");
   const tbody = h("tbody");
-  const table = h("table", { class: "nbviz-gf-table nbviz-sr-only" }, caption, tbody);
+  const table = h("table", { class: "nbviz-gf-table" }, caption, tbody);
   const el = viewRoot(
     "gradflow",
     h("div", { class: "nbviz-gf-title", text: "Gradient norm per layer (log)" }),
     barRange,
     bars.canvas,
-    table,
+    // Contained: a change in the table lays out the table alone, not the page around it.
+    h("div", { class: "nbviz-sr-only nbviz-gf-table-box" }, table),
     h("div", { class: "nbviz-gf-head" }, h("span", { text: "Heatmap of " }), select, legendBox),
     h("div", { class: "nbviz-dist-box" }, heat.canvas, stepMarker, layerMarker),
     hover,
@@ -76,6 +83,14 @@ export function createGradientFlow(
   let matrixThinnings = 0;
   let layers: readonly string[] = [];
   let tableLayers: readonly string[] | null = null;
+  /** The table's value cells and the values they show (null: not written yet), as `layers`. */
+  let tableCells: HTMLTableCellElement[] = [];
+  let tableValues: (number | undefined | null)[] = [];
+  let tableTimer: ReturnType<typeof setTimeout> | null = null;
+  let destroyed = false;
+  /** The bars' values at `barValues.step` (the table reuses them). */
+  let barValues: { step: number; source: StatsSource; values: ReadonlyMap<string, number> } | null =
+    null;
   const image = heat.ctx ? document.createElement("canvas") : null;
   const plotW = width - 2 * LEFT;
 
@@ -125,7 +140,8 @@ export function createGradientFlow(
     const [d0, d1] = scale.domain;
     barRange.textContent = `${formatValue(d0)} … ${formatValue(d1)}`;
     const values = source.metricAt("grad_norm", step);
-    drawTable(values);
+    barValues = { step, source, values };
+    queueTable();
     if (ctx === null) return;
     ctx.clearRect(0, 0, width, BARS_H);
     const n = layers.length;
@@ -151,47 +167,76 @@ export function createGradientFlow(
     ctx.fillRect(LEFT, BARS_H - 1, plotW, 1);
   }
 
-  /** The bars' values in the hidden table: rows rebuilt when the layers change, else rewritten. */
-  function drawTable(values: ReadonlyMap<string, number>): void {
-    if (tbody.rows.length !== layers.length || tableLayers !== layers) {
+  function queueTable(): void {
+    if (tableTimer !== null) clearTimeout(tableTimer);
+    tableTimer = setTimeout(() => {
+      tableTimer = null;
+      whenIdle(() => {
+        if (destroyed || tableTimer !== null) return;
+        // Laid out now, in the idle time: else the next frame (the next step's) would pay it.
+        if (drawTable() && table.isConnected) table.getBoundingClientRect();
+      });
+    }, TABLE_QUIET_MS);
+  }
+
+  /**
+   * The bars' values in the hidden table: rows rebuilt when the layers change, else the cells
+   * whose value changed rewritten. Says whether it changed anything.
+   */
+  function drawTable(): boolean {
+    const { source, step } = current;
+    const values =
+      barValues !== null && barValues.step === step && barValues.source === source
+        ? barValues.values
+        : source.metricAt("grad_norm", step);
+    let changed = false;
+    if (tableLayers !== layers) {
+      changed = true;
       tableLayers = layers;
+      tableCells = layers.map(() => h("td"));
+      tableValues = layers.map(() => null);
       tbody.replaceChildren(
-        ...layers.map((layer) =>
+        ...layers.map((layer, i) =>
           h(
             "tr",
             { attrs: { "data-layer": layer } },
             h("th", { text: layerLabel(layer) }),
-            h("td"),
+            tableCells[i] ?? null,
           ),
         ),
       );
     }
-    caption.textContent = `Gradient norm per layer at step ${current.step}`;
-    table.dataset.step = String(current.step);
+    if (table.dataset.step !== String(step)) {
+      changed = true;
+      caption.textContent = `Gradient norm per layer at step ${step}`;
+      table.dataset.step = String(step);
+    }
     for (let i = 0; i < layers.length; i++) {
-      const td = tbody.rows[i]?.cells[1];
+      const td = tableCells[i];
       if (td === undefined) continue;
       const v = values.get(layers[i] ?? "");
-      const text = v === undefined ? "" : String(v);
-      if (td.dataset.value === text) continue;
-      td.dataset.value = text;
+      if (tableValues[i] !== null && Object.is(tableValues[i], v)) continue;
+      changed = true;
+      tableValues[i] = v;
+      td.dataset.value = v === undefined ? "" : String(v);
       td.textContent = v === undefined ? "–" : formatValue(v);
     }
+    return changed;
   }
 
   function drawMarkers(): void {
     const m = matrix;
     if (m === null || m.steps.length === 0) {
-      stepMarker.hidden = true;
-      layerMarker.hidden = true;
+      setHidden(stepMarker, true);
+      setHidden(layerMarker, true);
       return;
     }
     const cols = m.steps.length;
     const col = indexAtOrBefore(m.steps, current.step);
-    stepMarker.hidden = false;
+    setHidden(stepMarker, false);
     stepMarker.style.left = `${LEFT + ((col + 0.5) / cols) * plotW}px`;
     const row = current.selected === null ? -1 : layers.indexOf(current.selected);
-    layerMarker.hidden = row < 0;
+    setHidden(layerMarker, row < 0);
     if (row >= 0) layerMarker.style.top = `${((row + 0.5) / layers.length) * HEAT_H}px`;
   }
 
@@ -288,6 +333,8 @@ export function createGradientFlow(
       draw();
     },
     destroy(): void {
+      destroyed = true;
+      if (tableTimer !== null) clearTimeout(tableTimer);
       bars.canvas.removeEventListener("click", barClick);
       bars.canvas.removeEventListener("mousemove", barMove);
       heat.canvas.removeEventListener("click", heatClick);

@@ -3,8 +3,9 @@
  * gradients, activations, activation gradients, updates when recorded), one cell per tensor of
  * the layer side by side, each with its histogram and summary statistics.
  *
- * Cells are built when the layer changes; a step change only rewrites bar attributes and table
- * texts (no element is created).
+ * Cells are built once per shape (the kinds recorded and how many tensors each has) and rebound
+ * to the series of the layer shown: a switch to a layer of a shape seen before, as a step change,
+ * only rewrites texts and attributes (no element is created, none restyled from scratch).
  *
  * Hooks: `.nbviz.nbviz-histpanel`; `.nbviz-hp-title`; `.nbviz-hp-row[data-kind]`;
  * `.nbviz-hp-cell[data-series][data-tensor]` with `svg.nbviz-hp-svg` (`path.nbviz-bars`: one
@@ -12,7 +13,7 @@
  * `.nbviz-hp-missing` (kind not recorded).
  */
 
-import { h, layerLabel, s, viewRoot } from "../draw/dom";
+import { h, layerLabel, s, setHidden, viewRoot } from "../draw/dom";
 import { formatCount, formatValue } from "../format";
 import { PROTOCOL } from "../protocol";
 import { type BarGeometry, emptyGeometry, histogramGeometry } from "./histgeom";
@@ -64,8 +65,8 @@ const PAD = { left: 4, right: 4, top: 4, bottom: 16 };
 const PLOT_W = W - PAD.left - PAD.right;
 const PLOT_H = H - PAD.top - PAD.bottom;
 const BINS = PROTOCOL.HIST_BINS;
-/** Layers whose built cells are kept for a switch back. */
-const RECENT_LAYERS = 16;
+/** Shapes whose built cells are kept for a switch back. */
+const RECENT_SHAPES = 16;
 
 /** A statistic as shown in the table. */
 export function formatStat(row: StatRow, value: number): string {
@@ -78,6 +79,8 @@ export function formatStat(row: StatRow, value: number): string {
 interface Cell {
   series: SeriesInfo;
   el: HTMLDivElement;
+  tensor: HTMLSpanElement;
+  dtype: HTMLSpanElement;
   /** One path of every non-empty bin's rectangle (one attribute write per step). */
   bars: SVGPathElement;
   lo: SVGTextElement;
@@ -134,23 +137,29 @@ function buildCell(series: SeriesInfo): Cell {
   }
   const nodata = h("div", { class: "nbviz-hp-nodata", text: "no data at this step" });
   const sampled = h("div", { class: "nbviz-hp-sampled" });
+  const tensor = h("span", { class: "nbviz-hp-tensor" });
+  const dtype = h("span", { class: "nbviz-hp-dtype" });
   const el = h(
     "div",
-    {
-      class: "nbviz-hp-cell",
-      attrs: { "data-series": series.id, "data-tensor": series.tensor },
-    },
-    h(
-      "div",
-      { class: "nbviz-hp-head" },
-      h("span", { class: "nbviz-hp-tensor", text: tensorLabel(series) }),
-      series.dtype ? h("span", { class: "nbviz-hp-dtype", text: series.dtype }) : "",
-    ),
+    { class: "nbviz-hp-cell" },
+    h("div", { class: "nbviz-hp-head" }, tensor, dtype),
     h("div", { class: "nbviz-hp-body" }, svg, h("table", { class: "nbviz-stats" }, body)),
     nodata,
     sampled,
   );
-  return { series, el, bars, lo, hi, nodata, sampled, cells };
+  const cell = { series, el, tensor, dtype, bars, lo, hi, nodata, sampled, cells };
+  labelCell(cell, series);
+  return cell;
+}
+
+/** Names `series` in `cell` (its head and hooks). */
+function labelCell(cell: Cell, series: SeriesInfo): void {
+  cell.series = series;
+  setText(cell.el, "data-series", String(series.id));
+  setText(cell.el, "data-tensor", series.tensor);
+  setText(cell.tensor, null, tensorLabel(series));
+  setText(cell.dtype, null, series.dtype);
+  setHidden(cell.dtype, series.dtype === "");
 }
 
 const geometry = emptyGeometry(BINS);
@@ -184,10 +193,9 @@ function drawCell(cell: Cell, source: StatsSource, step: number): void {
   const numel = source.statAt(id, "numel", step);
   const hasStats = !Number.isNaN(numel);
   cell.el.classList.toggle("is-empty", hist === null && !hasStats);
-  cell.nodata.hidden = hist !== null || hasStats;
+  setHidden(cell.nodata, hist !== null);
   if (hist === null) {
-    cell.nodata.textContent = hasStats ? "no histogram at this step" : "no data at this step";
-    cell.nodata.hidden = false;
+    setText(cell.nodata, null, hasStats ? "no histogram at this step" : "no data at this step");
   }
   histogramGeometry(hist?.counts ?? [], hist?.lo ?? 0, hist?.width ?? 0, PLOT_W, PLOT_H, geometry);
   const empty = hist === null || geometry.max === 0;
@@ -206,11 +214,44 @@ function drawCell(cell: Cell, source: StatsSource, step: number): void {
     if (entry === undefined) continue;
     const value = source.statAt(id, row.field, step);
     const hidden = row.optional === true && Number.isNaN(value);
-    if (entry.tr.hidden !== hidden) entry.tr.hidden = hidden;
+    setHidden(entry.tr, hidden);
     setText(entry.td, null, formatStat(row, value));
     const bad = row.bad === true && value > 0;
     if (entry.td.classList.contains("is-bad") !== bad) entry.td.classList.toggle("is-bad", bad);
   }
+}
+
+interface Built {
+  rows: HTMLElement[];
+  /** In the order of the kinds' series. */
+  cells: Cell[];
+}
+
+/** The rows of a layer's kinds, its cells bound to `kinds`' series. */
+function buildRows(kinds: readonly { kind: Kind; series: readonly SeriesInfo[] }[]): Built {
+  const rows: HTMLElement[] = [];
+  const cells: Cell[] = [];
+  for (const { kind, series } of kinds) {
+    if (series.length === 0 && OPTIONAL.has(kind)) continue;
+    const row = h(
+      "div",
+      { class: "nbviz-hp-row", attrs: { "data-kind": kind } },
+      h("div", { class: "nbviz-hp-kind", text: KIND_LABELS[kind] }),
+    );
+    if (series.length === 0) {
+      row.append(h("div", { class: "nbviz-hp-missing", text: "not recorded" }));
+    } else {
+      const line = h("div", { class: "nbviz-hp-cells" });
+      for (const info of series) {
+        const cell = buildCell(info);
+        cells.push(cell);
+        line.append(cell.el);
+      }
+      row.append(line);
+    }
+    rows.push(row);
+  }
+  return { rows, cells };
 }
 
 export function createHistogramPanel(data: HistogramPanelData): View<HistogramPanelData> {
@@ -218,63 +259,49 @@ export function createHistogramPanel(data: HistogramPanelData): View<HistogramPa
   const rows = h("div", { class: "nbviz-hp-rows" });
   const el = viewRoot("histpanel", title, rows);
   let current: HistogramPanelData = { ...data };
+  const nameLabel = h("span", { class: "nbviz-name" });
+  const stepLabel = h("span", { class: "nbviz-hp-step" });
   let cells: Cell[] = [];
   let builtFor: { source: StatsSource; layer: string | null; mode: string; n: number } | null =
     null;
-  // Recently shown layers' rows and cells, reused on a switch back (most recent last).
-  let recent = new Map<string, { rows: HTMLElement[]; cells: Cell[] }>();
+  // Rows and cells by shape, rebound to the layer shown (most recently shown last).
+  let recent = new Map<string, Built>();
+  let shown: Built | null = null;
 
   function build(): void {
     const { source, layer, mode } = current;
     const n = source.series.length;
     if (builtFor?.source !== source || builtFor.n !== n) recent = new Map();
-    cells = [];
     builtFor = { source, layer, mode, n };
     if (layer === null) {
+      cells = [];
+      shown = null;
       title.replaceChildren(h("span", { class: "nbviz-hp-prompt", text: "Select a layer" }));
       rows.replaceChildren();
       return;
     }
-    title.replaceChildren(
-      h("span", { class: "nbviz-name", text: layerLabel(layer) }),
-      h("span", { class: "nbviz-hp-step" }),
-    );
-    const key = `${mode}\u0000${layer}`;
-    const hit = recent.get(key);
-    if (hit !== undefined) {
-      recent.delete(key);
-      recent.set(key, hit);
-      cells = hit.cells;
-      rows.replaceChildren(...hit.rows);
-      return;
-    }
-    const out: HTMLElement[] = [];
-    for (const kind of ROW_KINDS) {
-      const series = source.seriesOf(layer, kind, mode);
-      if (series.length === 0 && OPTIONAL.has(kind)) continue;
-      const row = h(
-        "div",
-        { class: "nbviz-hp-row", attrs: { "data-kind": kind } },
-        h("div", { class: "nbviz-hp-kind", text: KIND_LABELS[kind] }),
-      );
-      if (series.length === 0) {
-        row.append(h("div", { class: "nbviz-hp-missing", text: "not recorded" }));
-      } else {
-        const line = h("div", { class: "nbviz-hp-cells" });
-        for (const info of series) {
-          const cell = buildCell(info);
-          cells.push(cell);
-          line.append(cell.el);
-        }
-        row.append(line);
+    if (title.firstChild !== nameLabel) title.replaceChildren(nameLabel, stepLabel);
+    setText(nameLabel, null, layerLabel(layer));
+    const kinds = ROW_KINDS.map((kind) => ({ kind, series: source.seriesOf(layer, kind, mode) }));
+    const shape = kinds.map(({ series }) => series.length).join(",");
+    let built = recent.get(shape);
+    if (built === undefined) {
+      built = buildRows(kinds);
+      if (recent.size >= RECENT_SHAPES) {
+        const oldest = recent.keys().next().value;
+        if (oldest !== undefined) recent.delete(oldest);
       }
-      out.push(row);
-    }
-    rows.replaceChildren(...out);
-    recent.set(key, { rows: out, cells });
-    if (recent.size > RECENT_LAYERS) {
-      const oldest = recent.keys().next().value;
-      if (oldest !== undefined) recent.delete(oldest);
+    } else recent.delete(shape);
+    recent.set(shape, built); // most recent last
+    if (shown !== built) rows.replaceChildren(...built.rows);
+    shown = built;
+    cells = built.cells;
+    let i = 0;
+    for (const { series } of kinds) {
+      for (const info of series) {
+        const cell = cells[i++];
+        if (cell !== undefined && cell.series !== info) labelCell(cell, info);
+      }
     }
   }
 
@@ -288,8 +315,7 @@ export function createHistogramPanel(data: HistogramPanelData): View<HistogramPa
       builtFor.n !== source.series.length
     )
       build();
-    const stepLabel = title.querySelector(".nbviz-hp-step");
-    if (stepLabel) stepLabel.textContent = ` step ${formatCount(current.step)}`;
+    if (current.layer !== null) setText(stepLabel, null, ` step ${formatCount(current.step)}`);
     for (const cell of cells) drawCell(cell, source, current.step);
   }
 
@@ -303,6 +329,7 @@ export function createHistogramPanel(data: HistogramPanelData): View<HistogramPa
     destroy(): void {
       cells = [];
       recent = new Map();
+      shown = null;
       el.replaceChildren();
     },
   };
