@@ -84,6 +84,16 @@ def host_vector(
     return torch.tensor(values, dtype=dtype).to(device, non_blocking=True)
 
 
+def segment_ids(sizes: list[int], device: torch.device) -> torch.Tensor:
+    """[sum(sizes)] int64: i repeated sizes[i] times, on `device`, with no host read."""
+    # output_size: otherwise repeat_interleave copies the sizes back to the host.
+    return torch.repeat_interleave(
+        torch.arange(len(sizes), device=device),
+        host_vector(sizes, torch.int64, device),
+        output_size=sum(sizes),
+    )
+
+
 def chunk_sums(part: torch.Tensor, scratch: torch.Tensor) -> torch.Tensor:
     """min, max, shift, sum of (x - shift), sum of (x - shift)**2, zeros: [6], in part's dtype.
 
@@ -261,10 +271,7 @@ def segment_rows(flats: list[torch.Tensor], integral: list[bool]) -> torch.Tenso
     """
     device = flats[0].device
     m = len(flats)
-    sizes = host_vector([f.numel() for f in flats], torch.int64, device)
-    total = sum(f.numel() for f in flats)
-    # output_size: otherwise repeat_interleave copies the sizes back to the host.
-    segment = torch.repeat_interleave(torch.arange(m, device=device), sizes, output_size=total)
+    segment = segment_ids([f.numel() for f in flats], device)
     x = torch.cat(flats)
     finite = x.isfinite()
     masks = torch.stack([finite, x == 0, x.isnan(), x.isposinf(), x.isneginf()], 1)
@@ -288,32 +295,12 @@ def segment_rows(flats: list[torch.Tensor], integral: list[bool]) -> torch.Tenso
 
 def masked_moments(flat: torch.Tensor) -> torch.Tensor:
     """min, max, mean, std, l2 of the finite values, then zero, NaN, +Inf, −Inf counts: float64
-    [9], exact whatever the values, with no host copy.
+    [9], exact whatever the values, with no host copy: `staged_moments` of one row.
 
     For accelerators, where these extra passes are cheap and checking for NaN first would
     synchronise; on the CPU they cost 20-40x a read and the fast path checks instead.
     """
-    f64 = torch.float64
-    finite = flat.isfinite()
-    count = finite.sum(dtype=f64)
-    kept = torch.where(finite, flat, 0)
-    total = kept.sum(dtype=f64)
-    shift = (total / count.clamp(min=1)).to(flat.dtype)
-    deviation = torch.where(finite, flat - shift, 0)
-    residual = deviation.sum(dtype=f64)
-    # Squared in float64: float32 squares overflow above 2**64 and lose digits below 2**-63.
-    squares = torch.linalg.vector_norm(deviation, dtype=f64).square()
-    spread = (squares - residual.square() / count).clamp(min=0)
-    mean = total / count
-    low = torch.where(finite, flat, math.inf).amin().double()
-    high = torch.where(finite, flat, -math.inf).amax().double()
-    l2 = (spread + total * mean).clamp(min=0).sqrt()
-    some = count > 0
-    moments = torch.stack([low, high, mean, (spread / count).sqrt(), l2])
-    moments = torch.where(some, moments, math.nan)
-    masks = (flat == 0, flat.isnan(), flat.isposinf(), flat.isneginf())
-    counts = torch.stack([m.sum(dtype=f64) for m in masks])
-    return torch.cat([moments, counts])
+    return staged_moments(flat[None], [1], [flat.numel()])[0]
 
 
 def staged_moments(matrix: torch.Tensor, rows: list[int], sizes: list[int]) -> torch.Tensor:
@@ -323,10 +310,7 @@ def staged_moments(matrix: torch.Tensor, rows: list[int], sizes: list[int]) -> t
     """
     f64 = torch.float64
     m, device = len(rows), matrix.device
-    counts = host_vector(rows, torch.int64, device)
-    segment = torch.repeat_interleave(
-        torch.arange(m, device=device), counts, output_size=matrix.shape[0]
-    )
+    segment = segment_ids(rows, device)
 
     def by_tensor(per_row: torch.Tensor) -> torch.Tensor:
         return _segment_sum(per_row.to(f64), segment, m)

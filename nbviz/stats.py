@@ -451,12 +451,7 @@ def _bin_by_segment(
     device = lo.device
     for group in filter(None, groups):
         index = r.host_vector([k for k, _ in group], torch.int64, device)
-        sizes = [s.numel() for _, s in group]
-        segment = torch.repeat_interleave(
-            torch.arange(len(group), device=device),
-            r.host_vector(sizes, torch.int64, device),
-            output_size=sum(sizes),
-        )
+        segment = r.segment_ids([s.numel() for _, s in group], device)
         values = torch.cat([s for _, s in group]).to(torch.float64)
         out[index] = r.bin_segments(values, segment, lo[index], width[index])
 
