@@ -18,19 +18,13 @@ BIN_BITS = HIST_BINS.bit_length() - 1
 if 1 << BIN_BITS != HIST_BINS:
     raise ImportError(f"HIST_BINS must be a power of two, not {HIST_BINS}")
 
-# On the CPU a chunk of this many elements stays in cache between the passes of the shifted sum
-# of squares; elsewhere launches cost more than memory traffic and chunks only bound scratch space.
-CPU_CHUNK = 1 << 20
-DEVICE_CHUNK = 1 << 24
+# Values binned per pass by `bin_values`: bounds its float64 scratch (128 MiB).
+_BIN_CHUNK = 1 << 24
 
 # Normal float64 powers of two; a grid of subnormal width would only serve subnormal spans.
 _MIN_EXPONENT, _MAX_EXPONENT = -1022, 1023
 
 _SEED = 0x6E62_7669  # the same sample at every step, so that histograms stay comparable
-
-
-def chunk_size(device: torch.device) -> int:
-    return CPU_CHUNK if device.type == "cpu" else DEVICE_CHUNK
 
 
 @dataclass
@@ -94,74 +88,6 @@ def segment_ids(sizes: list[int], device: torch.device) -> torch.Tensor:
     )
 
 
-def chunk_sums(part: torch.Tensor, scratch: torch.Tensor) -> torch.Tensor:
-    """min, max, shift, sum of (x - shift), sum of (x - shift)**2, zeros: [6], in part's dtype.
-
-    The shift is the rounded mean; the zero count is exact in float32 up to 2**24 elements.
-    """
-    n = part.numel()
-    low, high = torch.aminmax(part)
-    shift = part.sum() / n
-    deviation = torch.sub(part, shift, out=scratch[:n])
-    residual = deviation.sum()  # what the rounded shift missed
-    squares = deviation.square_().sum()
-    zeros = (n - count_true(part.bool())).to(part.dtype)  # x.bool(): eq is slow on the CPU
-    return torch.stack([low, high, shift, residual, squares, zeros])
-
-
-_LANES = 255
-"""Words of 8 bool bytes summed per block: a byte lane then holds at most 255 and never carries."""
-
-
-def count_true(mask: torch.Tensor) -> torch.Tensor:
-    """The number of True values in a contiguous 1-D bool tensor, as an int64 scalar.
-
-    Its bytes are summed eight at a time as int64 words, in blocks short enough that no byte
-    lane overflows, and the lanes are added at the end: a third of `count_nonzero`'s time on the
-    CPU, which branches per element.
-    """
-    blocks = mask.numel() // (8 * _LANES)
-    body = blocks * 8 * _LANES
-    count = mask[body:].sum()
-    if blocks:
-        lanes = mask[:body].view(torch.int64).view(blocks, _LANES).sum(1)
-        count = count + lanes.view(torch.uint8).sum(dtype=torch.int64)
-    return count
-
-
-def finish_moments(
-    low: torch.Tensor,
-    high: torch.Tensor,
-    total: torch.Tensor,
-    spread: torch.Tensor,
-    zeros: torch.Tensor,
-    n: torch.Tensor,
-) -> torch.Tensor:
-    """[m, 6] moments from the float64 sums: spread is the sum of squared deviations."""
-    spread = spread.clamp(min=0)
-    mean = total / n
-    l2 = (spread + total * mean).clamp(min=0).sqrt()
-    return torch.stack([low, high, mean, (spread / n).sqrt(), l2, zeros], -1)
-
-
-def chunked_moments(flat: torch.Tensor, scratch: torch.Tensor) -> torch.Tensor:
-    """Moments [6] of a tensor, chunk by chunk (the scratch's length), combined with Chan's
-    formula in float64."""
-    n = flat.numel()
-    chunk = scratch.numel()
-    parts = torch.stack([chunk_sums(part, scratch) for part in torch.split(flat, chunk)]).double()
-    low, high, shift, residual, squares, zeros = parts.unbind(1)
-    sizes = torch.full_like(shift, float(chunk))
-    sizes[-1] = float(n - chunk * (len(sizes) - 1))
-    sums = shift * sizes + residual
-    spreads = squares - residual.square() / sizes
-    means = sums / sizes
-    mean = sums.sum() / n
-    spread = spreads.sum() + (sizes * (means - mean).square()).sum()
-    count = sums.new_tensor(float(n))
-    return finish_moments(low.min(), high.max(), sums.sum(), spread, zeros.sum(), count)
-
-
 def grid(
     low: torch.Tensor, high: torch.Tensor, integral: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -196,49 +122,6 @@ def _fits(low: torch.Tensor, high: torch.Tensor, k: torch.Tensor) -> torch.Tenso
     return torch.floor(high / width) - torch.floor(low / width) < HIST_BINS
 
 
-def bin_values(values: torch.Tensor, lo: torch.Tensor, width: torch.Tensor) -> torch.Tensor:
-    """Counts of the 1-D `values` on one grid, float64 [HIST_BINS]; non-finite values dropped."""
-    chunk = chunk_size(values.device)
-    counts = values.new_zeros(HIST_BINS, dtype=torch.float64)
-    for part in torch.split(values, chunk):
-        counts += bin_rows(part[None].double(), lo[None], width[None])[0]
-    return counts
-
-
-def bin_rows(x: torch.Tensor, lo: torch.Tensor, width: torch.Tensor) -> torch.Tensor:
-    """Counts of each row of `x` on its own grid: [rows, HIST_BINS], float64.
-
-    Computed in x's dtype: float64 always bins exactly; float32 does when x holds float32 values
-    and the widths are normal float32 numbers (see `float32_bins_exactly`), at half the traffic.
-    """
-    rows = x.shape[0]
-    width = width.to(x.dtype)
-    # Dividing by a power of two is exact, so the bins are exact and x - lo cannot overflow.
-    position = (
-        torch.div(x, width[:, None]).floor_().sub_(torch.floor(lo.to(x.dtype) / width)[:, None])
-    )
-    # Non-finite values (NaN padding included) go to a discard bin past the end of their row;
-    # the clamp only keeps a garbage grid (of a tensor bound for the slow path) in bounds.
-    discard = float(HIST_BINS)
-    position.nan_to_num_(nan=discard, posinf=discard, neginf=discard).clamp_(0, discard)
-    if rows > 1:
-        position += torch.arange(rows, device=x.device, dtype=x.dtype)[:, None] * (HIST_BINS + 1)
-    index = position.int() if x.device.type == "cpu" else position.long()
-    counts = bincount(index.reshape(-1), rows * (HIST_BINS + 1))
-    return counts.view(rows, HIST_BINS + 1)[:, :HIST_BINS]
-
-
-def float32_bins_exactly(width: torch.Tensor) -> bool:
-    """Whether float32 values bin exactly on these widths (read on the host: CPU only).
-
-    x / 2**k is then exact (no overflow: the grid spans the values; a subnormal quotient still
-    floors right), floor of a float32 is exact, and the difference of two floors of one row's
-    values is a small integer, exact by Sterbenz's lemma when both are large.
-    """
-    w = width.double()
-    return bool(((w >= 2.0**-126) & (w <= 2.0**100)).all())
-
-
 def bincount(index: torch.Tensor, size: int) -> torch.Tensor:
     if index.device.type == "cpu":
         return torch.bincount(index, minlength=size).double()
@@ -246,20 +129,6 @@ def bincount(index: torch.Tensor, size: int) -> torch.Tensor:
     # adds integers: their atomics are cheaper than float64's).
     ones = torch.ones_like(index)
     return ones.new_zeros(size).scatter_add_(0, index, ones).double()
-
-
-# ---------------------------------------------------------------------------------------------
-# Capture's batched variant: optional histograms, extra device scalars in the same host copy, and
-# tiny tensors reduced together by segment (one set of kernels for all of them, where `summarize`
-# runs one set per padded-length bucket: ~1 ms each on the CPU).
-
-
-def padded(samples: list[torch.Tensor], dtype: torch.dtype = torch.float64) -> torch.Tensor:
-    """[rows, longest] in `dtype`, NaN past each row's end: the padding drops out of the counts."""
-    if len(samples) == 1:
-        return samples[0][None].to(dtype)
-    matrix = torch.nn.utils.rnn.pad_sequence(samples, batch_first=True, padding_value=math.nan)
-    return matrix.to(dtype)
 
 
 def segment_rows(flats: list[torch.Tensor], integral: list[bool]) -> torch.Tensor:
@@ -349,15 +218,30 @@ def _segment_extreme(values: torch.Tensor, segment: torch.Tensor, m: int, how: s
     return values.new_full((m,), start).scatter_reduce_(0, segment, values, how)
 
 
+def bin_values(values: torch.Tensor, lo: torch.Tensor, width: torch.Tensor) -> torch.Tensor:
+    """Counts of the 1-D `values` on one grid, float64 [HIST_BINS]; non-finite values dropped."""
+    counts = values.new_zeros(HIST_BINS, dtype=torch.float64)
+    for part in torch.split(values, _BIN_CHUNK):
+        counts += bin_segments(part.double(), None, lo[None], width[None])[0]
+    return counts
+
+
 def bin_segments(
-    x: torch.Tensor, segment: torch.Tensor, lo: torch.Tensor, width: torch.Tensor
+    x: torch.Tensor, segment: torch.Tensor | None, lo: torch.Tensor, width: torch.Tensor
 ) -> torch.Tensor:
-    """Counts of each segment of the float64 `x` on its own grid: [m, HIST_BINS]."""
+    """Counts of each segment of the float64 `x` on its own grid: [m, HIST_BINS]. Without
+    `segment`, all of `x` is one segment."""
     m = lo.shape[0]
-    step = width[segment]
-    position = torch.div(x, step).floor_().sub_(torch.floor(lo / width)[segment])
+    base = torch.floor(lo / width)
+    # Dividing by a power of two is exact, so the bins are exact and x - lo cannot overflow.
+    if segment is None:
+        position = torch.div(x, width).floor_().sub_(base)
+    else:
+        position = torch.div(x, width[segment]).floor_().sub_(base[segment])
     discard = float(HIST_BINS)  # non-finite values land past the end of their row
+    # The clamp only keeps a garbage grid (of a tensor bound for the slow path) in bounds.
     position.nan_to_num_(nan=discard, posinf=discard, neginf=discard).clamp_(0, discard)
-    position += segment.to(position.dtype) * (HIST_BINS + 1)
+    if segment is not None:
+        position += segment.to(position.dtype) * (HIST_BINS + 1)
     counts = bincount(position.long(), m * (HIST_BINS + 1))
     return counts.view(m, HIST_BINS + 1)[:, :HIST_BINS]

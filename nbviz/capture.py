@@ -371,6 +371,7 @@ class _Capture:
         self._stepping = ""  # "optimizer" or "manual" once known
         self._in_step: torch.optim.Optimizer | None = None
         self._snapshot: _Snapshot | None = None
+        self._spare: dict[str, torch.Tensor] = {}  # the last snapshot's buffers, for the next
         self._stack: list[_Frame] = []
         self._pass: _Pass | None = None
         self._undecided: _Undecided | None = None
@@ -422,6 +423,7 @@ class _Capture:
         self._stack.clear()
         self._pass = None
         self._snapshot = None
+        self._spare = {}
         self._pending.clear()
         self.batch = StatsBatch()
 
@@ -684,7 +686,7 @@ class _Capture:
             self._guarded("updates", lambda: self._take_snapshot(step, owned))
 
     def _take_snapshot(self, step: int, params: list[Param]) -> None:
-        self._snapshot = _take_snapshot(step, params)
+        self._snapshot = _take_snapshot(step, params, self._spare)
 
     def _after_opt_step(
         self, optimizer: torch.optim.Optimizer, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -756,20 +758,24 @@ class _Capture:
                     keys.append(p.key("weight"))
                     tensors.append(p.param.detach())
                     dtypes.append(_dtype_name(p.param))
+        if tensors:
+            self._add(step, keys, tensors, dtypes, histograms)
         snapshot, self._snapshot = self._snapshot, None
-        norms: list[torch.Tensor] = []
-        if snapshot is not None and snapshot.step == step:
-            for p, before in zip(snapshot.params, snapshot.before, strict=True):
-                norms.append(_l2(before))
-                keys.append(p.key("update"))
-                after = local(p.param).detach()  # the snapshot holds this rank's shard too
-                tensors.append(torch.sub(after, before, out=before))  # Δw in place
-                dtypes.append(_dtype_name(p.param))
-        if not tensors:
-            return
-        first_update = len(tensors) - len(norms)
-        slots = [(first_update + k, RATIO, k) for k in range(len(norms))]
-        self._add(step, keys, tensors, dtypes, histograms, norms, slots)
+        if snapshot is not None and snapshot.step == step and snapshot.params:
+            # Δw = w_after - w_before, with the ratio ‖Δw‖ / ‖w_before‖: the snapshot holds this
+            # rank's shard too.
+            self._add(
+                step,
+                [p.key("update") for p in snapshot.params],
+                [local(p.param) for p in snapshot.params],
+                [_dtype_name(p.param) for p in snapshot.params],
+                histograms,
+                before=snapshot.before,
+            )
+            if self.periods.updates == 1:  # fresh copies every step would fault their pages in
+                self._spare = {
+                    p.qualified: b for p, b in zip(snapshot.params, snapshot.before, strict=True)
+                }
 
     # Steps.
 
@@ -818,17 +824,25 @@ class _Capture:
         extras: list[torch.Tensor] | None = None,
         slots: list[tuple[int, int, int]] | None = None,
         undecided: _Undecided | None = None,
+        before: list[torch.Tensor] | None = None,
     ) -> None:
         """Reduces `tensors` now; their records are emitted by the next `flush`.
 
         `slots` place `extras` in the diagnostics: (tensor, column, extra); the ratio column
-        divides the tensor's L2 norm by its extra. Records of an `undecided` pass wait in it
-        until it is decided.
+        divides the tensor's L2 norm by its extra. With `before`, the records are of the
+        updates tensors[i] - before[i], with their ratios. Records of an `undecided` pass wait
+        in it until it is decided.
         """
         with self._lock:
             if undecided is not None and undecided.decided == "eval":
                 return
-            first, first_extra = self.batch.add(tensors, histograms=histograms, extras=extras or ())
+            if before is not None:
+                first, first_extra = self.batch.add_updates(tensors, before, histograms=histograms)
+                slots = [(k, RATIO, k) for k in range(len(tensors))]
+            else:
+                first, first_extra = self.batch.add(
+                    tensors, histograms=histograms, extras=extras or ()
+                )
             pending = _Pending(
                 step,
                 keys,
@@ -936,13 +950,6 @@ def _all_finite(tensors: list[torch.Tensor]) -> bool:
         return all(bool(torch.stack(f).all()) for f in flags.values())
 
 
-def _l2(t: torch.Tensor) -> torch.Tensor:
-    """‖t‖₂ on t's device; half precision is widened first, as `stats` does."""
-    with torch.no_grad():
-        norm: torch.Tensor = torch.linalg.vector_norm(t.float() if t.dtype in _HALF else t)
-    return norm
-
-
 _HALF: Final = (torch.float16, torch.bfloat16)
 
 # Modules whose outputs only select, mask or reshape their finite inputs: the forward probe skips
@@ -967,16 +974,25 @@ _SELECTS_ONLY: Final = (
 )
 
 
-def _take_snapshot(step: int, params: list[Param]) -> _Snapshot:
+def _take_snapshot(step: int, params: list[Param], spare: dict[str, torch.Tensor]) -> _Snapshot:
+    """Copies of the parameters, into the `spare` buffers of an earlier snapshot where they fit."""
     snapshot = _Snapshot(step)
     with torch.no_grad():
         for p in params:
             tensor = p.param
             if tensor.requires_grad and not is_lazy(tensor) and not tensor.is_meta:
                 snapshot.params.append(p)
-                # Half precision widened: w_after - w_before is then exact in float32.
                 before = local(tensor).detach()  # a DTensor (FSDP2): this rank's shard
-                snapshot.before.append(before.float() if before.dtype in _HALF else before.clone())
+                # Half precision widened: w_after - w_before is then exact in float32.
+                dtype = torch.float32 if before.dtype in _HALF else before.dtype
+                buffer = spare.get(p.qualified)
+                if buffer is None or (buffer.shape, buffer.dtype, buffer.device) != (
+                    before.shape,
+                    dtype,
+                    before.device,
+                ):
+                    buffer = torch.empty(before.shape, dtype=dtype, device=before.device)
+                snapshot.before.append(buffer.copy_(before))
     return snapshot
 
 

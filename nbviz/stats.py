@@ -1,14 +1,13 @@
 """Statistics and histograms of tensors, computed on the tensor's device.
 
-Large tensors take the fast path: only cheap full-tensor passes (`aminmax`, `sum`,
-`count_nonzero` and a chunked, shifted sum of squares), and a histogram of a fixed sample. NaN
-propagates through `aminmax`, so on the CPU a finite minimum and maximum prove that there is no
-NaN or Inf, and only otherwise do the slow exact counts run. On accelerators, where reading that
-answer would synchronise, the exact masked passes always run (they are cheap there); float32
-tensors are copied into the NaN-padded rows of one staging matrix and reduced together when it
-fills or the batch finishes, since launching the passes tensor by tensor costs more than they do.
-Tiny tensors (up to 4,096 elements) are concatenated in float64 and reduced by segment, a fixed
-number of kernels for all of them.
+Tensors in host memory take one fused pass each (`_cpu.moments`, compiled with numba) for min,
+max, mean, std, l2 and zeros, and a histogram of a fixed sample. NaN and Inf show in its exact
+minimum and maximum, and only then do the slower masked passes count them. On accelerators, where
+reading that answer would synchronise, the exact masked passes always run (they are cheap there);
+float32 tensors are copied into the NaN-padded rows of one staging matrix and reduced together
+when it fills or the batch finishes, since launching the passes tensor by tensor costs more than
+they do. Tiny tensors (up to 4,096 elements) are concatenated in float64 and reduced by segment,
+a fixed number of kernels for all of them.
 
 `StatsBatch` splits the work in two: `add` reduces each tensor at once and keeps only small
 results (and a copy of a histogram's sample), `finish` computes every grid and histogram left and
@@ -27,11 +26,13 @@ import math
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 from numpy.typing import NDArray
 
+from . import _cpu
 from . import _reduce as r
 from ._protocol import HIST_BINS, STAT_FIELDS
 
@@ -46,9 +47,8 @@ _DEVICE_ORDER = ("min", "max", "mean", "std", "l2", "zeros", "nan", "posinf", "n
 if STAT_FIELDS[0] != "numel" or STAT_FIELDS[1:] != _DEVICE_ORDER:
     raise ImportError(f"nbviz.stats builds rows as {_DEVICE_ORDER}, not {STAT_FIELDS[1:]}")
 
-# The fast path's float32 sums of squares hold for largest magnitudes in this window: above it
-# they overflow (1e16 squared, a million times), below it deviations' squares turn subnormal.
-_FLOAT32_SQUARES = (2.0**-30, 2.0**50)
+_CPU = torch.device("cpu")
+_HOST_FLOATS = (torch.float32, torch.float64)
 
 _NSTATS = len(STAT_FIELDS)
 # A host row: STAT_FIELDS, lo, width, sample, counts.
@@ -60,7 +60,7 @@ _DEVICE_STATS = _NSTATS - 1
 _DEVICE_ROW = _DEVICE_STATS + 2 + HIST_BINS
 _MIN, _NAN = STAT_FIELDS.index("min"), STAT_FIELDS.index("nan")
 _MEAN, _STD = STAT_FIELDS.index("mean"), STAT_FIELDS.index("std")
-# Rows of sample values binned in one go: bounds the padded float64 matrix (32 MiB).
+# Sample values binned by segment in one go on an accelerator: bounds its float64 copy (32 MiB).
 _BIN_ELEMENTS = 1 << 22
 # Accelerators: float32 tensors are staged in rows of this length of one matrix (64 MiB).
 _STAGE_ROW = 1 << 14
@@ -152,14 +152,14 @@ class _Entry:
     histogram: bool = False
     tiny: torch.Tensor | None = None
     """A float64 copy of a tiny tensor, reduced by segment at `finish`."""
-    raw: torch.Tensor | None = None
-    """`chunk_sums` [6] of a one-chunk tensor, finished together at `finish`."""
     stats: torch.Tensor | None = None
     """Device statistics [9] (STAT_FIELDS without numel)."""
     values: torch.Tensor | None = None
     """A copy of what its histogram counts (at most `MAX_SAMPLE` elements), binned at `finish`."""
     binned: torch.Tensor | None = None
     """lo, width and counts [2 + HIST_BINS] of a histogram too large to keep its values."""
+    kept: NDArray[Any] | None = None
+    """Host path: a copy of what its histogram counts, binned at `finish`; stats are in `row`."""
 
 
 class StatsBatch:
@@ -171,18 +171,17 @@ class StatsBatch:
 
     Args:
         max_sample: histograms of larger tensors count a fixed sample of this many elements.
-        masked: exact masked passes (NaN/Inf counted with no host read) instead of the fast
-            path; default: on every device but the CPU.
+        masked: the exact masked passes (NaN/Inf counted with no host read) on the CPU too,
+            instead of the fused host pass; accelerators always take them.
     """
 
-    def __init__(self, *, max_sample: int = MAX_SAMPLE, masked: bool | None = None) -> None:
+    def __init__(self, *, max_sample: int = MAX_SAMPLE, masked: bool = False) -> None:
         if max_sample < 1:
             raise ValueError(f"max_sample must be at least 1, not {max_sample}")
         self.max_sample = max_sample
         self._masked = masked
         self._entries: list[_Entry] = []
         self._extras: list[torch.Tensor] = []
-        self._scratch: dict[tuple[torch.device, torch.dtype], torch.Tensor] = {}
         self._staging: dict[torch.device, _Staging] = {}
 
     def __len__(self) -> int:
@@ -203,6 +202,26 @@ class StatsBatch:
             self._extras += [r.local(e).detach().reshape(1).double() for e in extras]
         return first
 
+    def add_updates(
+        self, after: Sequence[torch.Tensor], before: Sequence[torch.Tensor], *, histograms: bool
+    ) -> tuple[int, int]:
+        """Rows of the updates after[i] - before[i], and extras ‖before[i]‖₂ (after any extras
+        already added); returns where both start. `before` holds copies, which may be
+        overwritten: on the host the difference is never materialised, elsewhere it is
+        computed in place. Half-precision `after` is widened to `before`'s float32."""
+        first = (len(self._entries), len(self._extras))
+        with torch.no_grad():
+            for a, b in zip(after, before, strict=True):
+                a = r.local(a).detach().to(b.dtype)
+                if b.device.type == "cpu" and not self._masked and b.dtype in _HOST_FLOATS:
+                    entry, norm = self._host_update(a, b, histograms)
+                    self._entries.append(entry)
+                    self._extras.append(torch.tensor([norm], dtype=torch.float64))
+                else:
+                    self._extras.append(torch.linalg.vector_norm(b).double().reshape(1))
+                    self._entries.append(self._entry(torch.sub(a, b, out=b), histograms))
+        return first
+
     def finish(self) -> tuple[Summaries, NDArray[np.float64]]:
         """Summaries of every tensor added, in order, and the extras' values; then starts over."""
         entries, extras = self._entries, self._extras
@@ -210,6 +229,7 @@ class StatsBatch:
         with torch.no_grad():
             for staging in self._staging.values():
                 staging.flush()
+        _bin_host([e for e in entries if e.kept is not None])
         rows = np.stack([e.row for e in entries]) if entries else np.zeros((0, _ROW))
         values = np.full(len(extras), np.nan)
         pending: dict[torch.device, list[int]] = {}
@@ -221,8 +241,7 @@ class StatsBatch:
             extra_at.setdefault(extra.device, []).append(k)
         with torch.no_grad():
             for device in {*pending, *extra_at}:
-                free = not self._is_masked(device)  # reading device values costs nothing
-                order, blocks = _device_rows([entries[i] for i in pending.get(device, [])], free)
+                order, blocks = _device_rows([entries[i] for i in pending.get(device, [])])
                 indices = [pending[device][k] for k in order]
                 parts = [b.reshape(-1) for b in blocks] + [
                     extras[k] for k in extra_at.get(device, [])
@@ -247,12 +266,13 @@ class StatsBatch:
         row[0] = n
         row[_SAMPLE] = min(n, self.max_sample) if histograms else 0
         p = r.prepare(t)
+        if p.flat.device == _CPU and not self._masked and type(p.flat) is torch.Tensor:
+            return self._host_entry(p, row, histograms)
         entry = _Entry(row, p.flat.device, p.integral, histograms)
         if n <= _TINY:
             entry.tiny = p.flat.to(torch.float64, copy=True)
             return entry
-        masked = self._is_masked(p.flat.device)
-        staged = masked and p.flat.dtype == torch.float32 and n <= _STAGE_ROW * _STAGE_ROWS
+        staged = p.flat.dtype == torch.float32 and n <= _STAGE_ROW * _STAGE_ROWS
         if staged and (not histograms or min(n, self.max_sample) <= MAX_SAMPLE):
             if histograms:
                 entry.values = (
@@ -260,51 +280,74 @@ class StatsBatch:
                 )
             self._staging_for(p.flat.device).add(entry, p.flat)  # its stats come at a flush
             return entry
-        if masked:
-            entry.stats = r.masked_moments(p.flat)
-            low, high = entry.stats[0], entry.stats[1]
-        else:
-            scratch = self._scratch_for(p.flat)
-            if n <= scratch.numel():
-                entry.raw = r.chunk_sums(p.flat, scratch[:n])
-                low, high = entry.raw[0].double(), entry.raw[1].double()
-            else:
-                entry.stats = torch.cat([r.chunked_moments(p.flat, scratch), p.flat.new_zeros(3)])
-                low, high = entry.stats[0], entry.stats[1]
-            bounds = torch.stack([low, high]).tolist()  # a free read on the CPU
-            if not _fast_path_holds(p.flat.dtype, *bounds):
-                full = _exact_row(p, min(n, self.max_sample), self.max_sample)
-                if not histograms:
-                    _drop_histogram(full)
-                return _Entry(full)
+        entry.stats = r.masked_moments(p.flat)
         if histograms:
             sample = p.flat if n <= self.max_sample else _sampled(p.flat, self.max_sample)
             if sample.numel() <= MAX_SAMPLE:
                 entry.values = sample.clone() if sample is p.flat else sample
             else:  # an exact histogram of a large tensor: binned now rather than copied
                 integral = torch.full((), p.integral, device=p.flat.device)
-                lo, width = r.grid(low.double(), high.double(), integral)
+                lo, width = r.grid(entry.stats[0], entry.stats[1], integral)
                 counts = r.bin_values(sample, lo, width)
                 entry.binned = torch.cat([torch.stack([lo, width]), counts])
         return entry
+
+    def _host_update(
+        self, after: torch.Tensor, before: torch.Tensor, histograms: bool
+    ) -> tuple[_Entry, float]:
+        """The entry of after - before, computed by the fused host pass, and ‖before‖₂."""
+        n = before.numel()
+        row = np.zeros(_ROW)
+        row[0] = n
+        row[_SAMPLE] = min(n, self.max_sample) if histograms else 0
+        if n == 0:
+            row = _empty_row()
+            if not histograms:
+                _drop_histogram(row)
+            return _Entry(row), 0.0
+        x = after.contiguous().reshape(-1).numpy()
+        y = before.contiguous().reshape(-1).numpy()
+        reduced = self._host_reduce(x, histograms, y)
+        if reduced.moments is None:  # the masked passes count the NaN and Inf
+            return self._entry(torch.sub(after, before, out=before), histograms), reduced.before_l2
+        return self._host_row(row, reduced, False, histograms), reduced.before_l2
+
+    def _host_reduce(
+        self, flat: NDArray[Any], histograms: bool, before: NDArray[Any] | None = None
+    ) -> _cpu.Reduced:
+        n = flat.shape[0]
+        sampled = histograms and n > self.max_sample
+        index = r.sample_indices(n, self.max_sample, _CPU).numpy() if sampled else None
+        return _cpu.reduce(flat, index, whole=histograms and not sampled, before=before)
+
+    def _host_row(
+        self, row: NDArray[np.float64], reduced: _cpu.Reduced, integral: bool, histograms: bool
+    ) -> _Entry:
+        row[_MIN:_NAN] = reduced.moments
+        entry = _Entry(row, integral=integral, histogram=histograms, kept=reduced.sample)
+        if not histograms:
+            _drop_histogram(row)
+        elif min(int(row[0]), self.max_sample) > MAX_SAMPLE:  # large: binned now, not kept
+            _bin_host([entry])
+        return entry
+
+    def _host_entry(self, p: r.Prepared, row: NDArray[np.float64], histograms: bool) -> _Entry:
+        """A tensor in host memory: one fused pass (`_cpu.reduce`) for its statistics and its
+        histogram's values; the masked passes only where NaN or Inf turns up."""
+        n = int(row[0])
+        reduced = self._host_reduce(p.flat.contiguous().numpy(), histograms)
+        if reduced.moments is None:  # the masked passes count the NaN and Inf
+            full = _exact_row(p, min(n, self.max_sample), self.max_sample)
+            if not histograms:
+                _drop_histogram(full)
+            return _Entry(full)
+        return self._host_row(row, reduced, p.integral, histograms)
 
     def _staging_for(self, device: torch.device) -> _Staging:
         staging = self._staging.get(device)
         if staging is None:
             staging = self._staging[device] = _Staging(device)
         return staging
-
-    def _is_masked(self, device: torch.device) -> bool:
-        return self._masked if self._masked is not None else device.type != "cpu"
-
-    def _scratch_for(self, flat: torch.Tensor) -> torch.Tensor:
-        """A buffer for the shifted deviations, reused: fresh multi-MB buffers fault pages."""
-        key = (flat.device, flat.dtype)
-        size = min(flat.numel(), r.chunk_size(flat.device))
-        buffer = self._scratch.get(key)
-        if buffer is None or buffer.numel() < size:
-            buffer = self._scratch[key] = torch.empty(size, dtype=flat.dtype, device=flat.device)
-        return buffer
 
 
 class _Staging:
@@ -354,40 +397,22 @@ def _sampled(flat: torch.Tensor, size: int) -> torch.Tensor:
     return flat.index_select(0, r.sample_indices(flat.numel(), size, flat.device))
 
 
-def _device_rows(entries: list[_Entry], free: bool) -> tuple[list[int], list[torch.Tensor]]:
+def _device_rows(entries: list[_Entry]) -> tuple[list[int], list[torch.Tensor]]:
     """Device rows [k, _DEVICE_ROW] of entries on one device, in blocks; `order[j]` is the entry
     of the j-th row over all blocks."""
     tiny = [k for k, e in enumerate(entries) if e.tiny is not None]
-    raw = [k for k, e in enumerate(entries) if e.raw is not None]
     done = [k for k, e in enumerate(entries) if e.stats is not None]
     blocks = []
     if tiny:
         flats = [f for k in tiny if (f := entries[k].tiny) is not None]
         blocks.append(r.segment_rows(flats, [entries[k].integral for k in tiny]))
-    large = raw + done
-    if large:
-        stats = []
-        if raw:
-            stats.append(_finish_raw([entries[k] for k in raw]))
-        if done:
-            stats.append(torch.stack([t for k in done if (t := entries[k].stats) is not None]))
-        block = torch.cat(stats)
-        blocks.append(torch.cat([block, _histograms([entries[k] for k in large], block, free)], 1))
-    return tiny + large, blocks
+    if done:
+        block = torch.stack([t for k in done if (t := entries[k].stats) is not None])
+        blocks.append(torch.cat([block, _histograms([entries[k] for k in done], block)], 1))
+    return tiny + done, blocks
 
 
-def _finish_raw(entries: list[_Entry]) -> torch.Tensor:
-    """Statistics [k, 9] of one-chunk tensors from their `chunk_sums`, all at once."""
-    raw = torch.stack([e.raw for e in entries if e.raw is not None]).double()
-    n = r.host_vector([int(e.row[0]) for e in entries], torch.float64, raw.device)
-    low, high, shift, residual, squares, zeros = raw.unbind(1)
-    moments = r.finish_moments(
-        low, high, shift * n + residual, squares - residual.square() / n, zeros, n
-    )
-    return torch.cat([moments, moments.new_zeros(len(entries), 3)], 1)
-
-
-def _histograms(entries: list[_Entry], stats: torch.Tensor, free: bool) -> torch.Tensor:
+def _histograms(entries: list[_Entry], stats: torch.Tensor) -> torch.Tensor:
     """lo, width and counts [k, 2 + HIST_BINS] of large entries; NaN where none is wanted."""
     out = stats.new_full((len(entries), 2 + HIST_BINS), math.nan)
     device = stats.device
@@ -396,7 +421,7 @@ def _histograms(entries: list[_Entry], stats: torch.Tensor, free: bool) -> torch
         index = r.host_vector(kept, torch.int64, device)
         integral = r.host_vector([entries[k].integral for k in kept], torch.bool, device)
         lo, width = r.grid(stats[index, 0], stats[index, 1], integral)
-        counts = _bin_kept([entries[k].values for k in kept], lo, width, free)
+        counts = _bin_samples([entries[k].values for k in kept], lo, width)
         out[index] = torch.cat([lo[:, None], width[:, None], counts], 1)
     binned = [k for k, e in enumerate(entries) if e.binned is not None]
     if binned:
@@ -405,39 +430,12 @@ def _histograms(entries: list[_Entry], stats: torch.Tensor, free: bool) -> torch
     return out
 
 
-def _bin_kept(
-    samples: list[torch.Tensor | None], lo: torch.Tensor, width: torch.Tensor, free: bool
+def _bin_samples(
+    samples: list[torch.Tensor | None], lo: torch.Tensor, width: torch.Tensor
 ) -> torch.Tensor:
-    """Counts [k, HIST_BINS] of kept samples, binned in padded groups of similar length (on an
-    accelerator: concatenated and binned by segment, without padding's per-tensor copies)."""
-    counts = lo.new_empty(len(samples), HIST_BINS)
-    if not free:
-        _bin_by_segment(samples, lo, width, counts)
-        return counts
-    buckets: dict[int, list[int]] = {}
-    for k, sample in enumerate(samples):
-        if sample is not None:
-            buckets.setdefault(1 << (sample.numel() - 1).bit_length(), []).append(k)
-    for length, ks in buckets.items():
-        step = max(1, _BIN_ELEMENTS // length)
-        for start in range(0, len(ks), step):
-            group = ks[start : start + step]
-            rows = [s for k in group if (s := samples[k]) is not None]
-            index = r.host_vector(group, torch.int64, lo.device)
-            narrow = (
-                free
-                and all(s.dtype == torch.float32 for s in rows)
-                and r.float32_bins_exactly(width[index])
-            )
-            matrix = r.padded(rows, torch.float32 if narrow else torch.float64)
-            counts[index] = r.bin_rows(matrix, lo[index], width[index])
-    return counts
-
-
-def _bin_by_segment(
-    samples: list[torch.Tensor | None], lo: torch.Tensor, width: torch.Tensor, out: torch.Tensor
-) -> None:
-    """`out[k]` = counts of `samples[k]`, binned in float64 groups of up to `_BIN_ELEMENTS`."""
+    """Counts [k, HIST_BINS] of device samples, concatenated and binned by segment (no padding
+    copies) in float64 groups of up to `_BIN_ELEMENTS`."""
+    out = lo.new_zeros(len(samples), HIST_BINS)
     groups: list[list[tuple[int, torch.Tensor]]] = [[]]
     size = 0
     for k, sample in enumerate(samples):
@@ -454,6 +452,23 @@ def _bin_by_segment(
         segment = r.segment_ids([s.numel() for _, s in group], device)
         values = torch.cat([s for _, s in group]).to(torch.float64)
         out[index] = r.bin_segments(values, segment, lo[index], width[index])
+    return out
+
+
+def _bin_host(entries: list[_Entry]) -> None:
+    """Grids and counts of host entries from their kept values, which are then dropped."""
+    if not entries:
+        return
+    rows = np.stack([e.row[_MIN : _MIN + 2] for e in entries])
+    low, high = torch.from_numpy(rows).unbind(1)
+    lo, width = r.grid(low, high, torch.tensor([e.integral for e in entries]))
+    los, widths = lo.tolist(), width.tolist()
+    samples = [e.kept for e in entries if e.kept is not None]
+    for entry, start, step, counts in zip(
+        entries, los, widths, _cpu.bin_many(samples, los, widths), strict=True
+    ):
+        entry.row[_LO], entry.row[_WIDTH], entry.row[_COUNTS:] = start, step, counts
+        entry.kept = None
 
 
 def _fill_row(row: NDArray[np.float64], device_row: NDArray[np.float64], histogram: bool) -> None:
@@ -509,16 +524,6 @@ def _drop_histogram(row: NDArray[np.float64]) -> None:
     row[_LO] = row[_WIDTH] = np.nan
     row[_SAMPLE] = 0
     row[_COUNTS:] = 0
-
-
-def _fast_path_holds(dtype: torch.dtype, low: float, high: float) -> bool:
-    """Whether the fast path's statistics are exact for a tensor with these extremes: no NaN
-    or Inf (they propagate into `aminmax`), and float32 values in the window where its sums of
-    squares neither overflow nor fall into subnormals."""
-    if not (math.isfinite(low) and math.isfinite(high)):
-        return False
-    peak = max(abs(low), abs(high))
-    return dtype != torch.float32 or peak == 0 or _FLOAT32_SQUARES[0] <= peak <= _FLOAT32_SQUARES[1]
 
 
 def _exact_row(p: r.Prepared, sample: int, max_sample: int) -> NDArray[np.float64]:

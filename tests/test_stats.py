@@ -366,15 +366,6 @@ def test_no_autograd_graph() -> None:
     assert t.grad is None
 
 
-@pytest.mark.parametrize("size", [0, 1, 7, 8, 2039, 2040, 2041, 8 * 255 * 3 + 5, 1 << 20])
-def test_count_true_matches_numpy(size: int) -> None:
-    generator = torch.Generator().manual_seed(size)
-    mask = torch.rand(size, generator=generator) < 0.7
-    assert int(_reduce.count_true(mask)) == int(np.count_nonzero(mask.numpy()))
-    ones = torch.ones(size, dtype=torch.bool)  # every lane at its largest
-    assert int(_reduce.count_true(ones)) == size
-
-
 def test_a_batch_measures_tensors_when_added() -> None:
     """An activation changed in place after its hook (ReLU(inplace=True)) keeps its numbers."""
     generator = torch.Generator().manual_seed(1)

@@ -1,0 +1,224 @@
+"""Fused reductions of tensors in host memory, compiled with numba.
+
+PyTorch's CPU kernels need about eight passes over a tensor for its statistics (`aminmax`, `sum`,
+a shifted copy, its sum, its squares, a zero count), each accumulating in the tensor's own dtype.
+Here one pass gives them all, with float64 accumulators, near the speed of reading the memory once,
+and copies the histogram's sample on the way, while each block is in cache.
+
+- min and max come from the float's bits read as a sign-magnitude integer: integer min and max
+  vectorize where float ones do not, and NaN and ±Inf land outside the finite keys, so the same
+  numbers tell whether the fast path holds.
+- The sum of squares is shifted by the first value, summed in float64. Any value lies within
+  sqrt(n) standard deviations of the mean (Samuelson's inequality), so the cancellation costs at
+  most a factor n of float64's precision: ~1e-9 relative for 10M elements.
+
+The kernels compile at their first call and are cached on disk (numba's `cache=True`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar, cast
+
+import numba
+import numpy as np
+from numpy.typing import NDArray
+
+from ._protocol import HIST_BINS
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _compiled(fastmath: set[str] | bool = False) -> Callable[[_F], _F]:
+    def compile_(kernel: _F) -> _F:
+        return cast(_F, numba.njit(cache=True, nogil=True, fastmath=fastmath)(kernel))
+
+    return compile_
+
+
+_BLOCK = 4096
+"""Elements per block of a pass: 16 KiB of float32, in L1 while its sample is copied."""
+
+
+# Reassociation lets the float64 sums vectorize; nothing assumes finite values.
+@_compiled(fastmath={"reassoc", "contract"})
+def _block(x: Any, bits: Any, magnitude: Any, sign: int, c: float) -> tuple[Any, ...]:
+    """Σ(x - c), Σ(x - c)², the zero count, and the smallest and largest ordered keys."""
+    s1 = 0.0
+    s2 = 0.0
+    zeros = 0
+    low = bits[0] ^ ((bits[0] >> sign) & magnitude)
+    high = low
+    for i in range(x.shape[0]):
+        d = np.float64(x[i]) - c
+        s1 += d
+        s2 += d * d
+        b = bits[i]
+        zeros += (b & magnitude) == 0  # +0 and -0
+        key = b ^ ((b >> sign) & magnitude)  # negative floats reversed: integers in float order
+        low = min(low, key)
+        high = max(high, key)
+    return s1, s2, zeros, low, high
+
+
+@_compiled(fastmath={"reassoc", "contract"})
+def _squares(y: Any) -> float:
+    total = 0.0
+    for i in range(y.shape[0]):
+        total += np.float64(y[i]) * np.float64(y[i])
+    return total
+
+
+@_compiled()
+def _pass(
+    x: Any,
+    bits: Any,
+    before: Any,
+    buffer: Any,
+    magnitude: Any,
+    sign: int,
+    index: Any,
+    sample: Any,
+    whole: bool,
+) -> tuple[float, float, int, float, float, float]:
+    """Of v = x, or x - before in x's dtype (an update) when `before` is an array: Σ(v - v[0]),
+    Σ(v - v[0])², the zero count, min and max (NaN if any value is NaN or ±Inf), and Σbefore²;
+    block by block, copying v[index] into `sample` (sorted positions), or all of v if whole.
+
+    `bits` is x's view as integers; `buffer` [_BLOCK] holds a block of v, and its integer view."""
+    n = x.shape[0]
+    values, buffer_bits = buffer
+    c = np.float64(x[0]) if before is None else np.float64(x[0] - before[0])
+    s1 = 0.0
+    s2 = 0.0
+    zeros = 0
+    squares = 0.0
+    low = magnitude  # past every key's extremes: NaN lies beyond ±Inf
+    high = -magnitude - 1
+    k = 0
+    m = index.shape[0]
+    for first in range(0, n, _BLOCK):
+        last = min(first + _BLOCK, n)
+        if before is None:
+            v, v_bits = x[first:last], bits[first:last]
+        else:
+            v, v_bits = values[: last - first], buffer_bits[: last - first]
+            np.subtract(x[first:last], before[first:last], v)
+            squares += _squares(before[first:last])
+        a1, a2, z, lo, hi = _block(v, v_bits, magnitude, sign, c)
+        s1 += a1
+        s2 += a2
+        zeros += z
+        low = min(low, lo)
+        high = max(high, hi)
+        if whole:
+            sample[first:last] = v
+        end = k if k == m or index[k] >= last else np.searchsorted(index, last)
+        for q in range(k, end):
+            sample[q] = v[np.uint64(index[q] - first)]  # unsigned: no check for negative indices
+        k = end
+    # The keys back to values (the map is its own inverse), through a one-element buffer.
+    keys = np.empty_like(buffer_bits[:2])
+    keys[0] = low ^ ((low >> sign) & magnitude)
+    keys[1] = high ^ ((high >> sign) & magnitude)
+    extremes = keys.view(x.dtype)
+    lowest, highest = np.float64(extremes[0]), np.float64(extremes[1])
+    if not (np.isfinite(lowest) and np.isfinite(highest)):
+        lowest = highest = np.nan
+    return s1, s2, zeros, lowest, highest, squares
+
+
+_LAYOUTS: dict[np.dtype[Any], tuple[Any, int]] = {
+    np.dtype(np.float32): (np.int32(0x7FFF_FFFF), 31),
+    np.dtype(np.float64): (np.int64(0x7FFF_FFFF_FFFF_FFFF), 63),
+}
+_NO_INDEX = np.zeros(0, dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class Reduced:
+    moments: NDArray[np.float64] | None
+    """min, max, mean, std, l2 and zeros [6]; None when there is NaN or ±Inf."""
+    sample: NDArray[Any] | None
+    """The values at the sample's positions (all of them with `whole`), a copy."""
+    before_l2: float = math.nan
+    """‖before‖₂ of an update."""
+
+
+def reduce(
+    flat: NDArray[Any],
+    index: NDArray[np.int64] | None = None,
+    *,
+    whole: bool = False,
+    before: NDArray[Any] | None = None,
+) -> Reduced:
+    """Statistics of a non-empty contiguous float32 or float64 array (or of its difference from
+    `before`, of the same dtype and size, never materialised), exact, and a copy of its values
+    at the sorted positions `index` (or of all of them if `whole`)."""
+    magnitude, sign = _LAYOUTS[flat.dtype]
+    n = flat.shape[0]
+    positions = _NO_INDEX if index is None else index
+    sample = np.empty(n if whole else positions.shape[0], dtype=flat.dtype)
+    buffer = np.empty(_BLOCK, dtype=flat.dtype)
+    bits = flat.view(magnitude.dtype)
+    s1, s2, zeros, low, high, squares = _pass(
+        flat,
+        bits,
+        before,
+        (buffer, buffer.view(magnitude.dtype)),
+        magnitude,
+        sign,
+        positions,
+        sample,
+        whole,
+    )
+    kept = sample if whole or index is not None else None
+    norm = math.sqrt(squares) if before is not None else math.nan
+    if math.isnan(low):
+        return Reduced(None, kept, norm)
+    first = float(flat[0]) if before is None else float(flat[0] - before[0])
+    mean = first + s1 / n
+    spread = max(s2 - s1 * s1 / n, 0.0)
+    l2 = math.sqrt(max(spread + mean * mean * n, 0.0))
+    return Reduced(np.array([low, high, mean, math.sqrt(spread / n), l2, zeros]), kept, norm)
+
+
+@_compiled()
+def _positions(x: Any, scale: float, base: float, out: Any) -> None:
+    top = float(HIST_BINS)
+    for k in range(x.shape[0]):
+        # Scaling by a power of two is exact, so is the floor; subtracting after it keeps the
+        # bins exact wherever the grid lies. The clamp only keeps memory safe.
+        p = np.floor(np.float64(x[k]) * scale) - base
+        out[k] = np.int32(min(max(p, 0.0), top)) + (k & 1) * (HIST_BINS + 1)
+
+
+@_compiled()
+def _count(x: Any, scale: float, base: float, counts: Any) -> None:
+    """counts[lane * (HIST_BINS + 1) + bin] += 1 per value, two lanes taking turns, so that a
+    run of one bin does not wait on its own stores."""
+    position = np.empty(_BLOCK, dtype=np.int32)
+    n = x.shape[0]
+    for start in range(0, n, _BLOCK):
+        stop = min(start + _BLOCK, n)
+        _positions(x[start:stop], scale, base, position)
+        for k in range(stop - start):
+            counts[position[k]] += 1
+
+
+def bin_values(values: NDArray[Any], lo: float, width: float) -> NDArray[np.float64]:
+    """Counts [HIST_BINS] of finite float32 or float64 `values` on the grid (lo, width)."""
+    counts = np.zeros(2 * (HIST_BINS + 1), dtype=np.int64)
+    _count(values, 1.0 / width, math.floor(lo / width), counts)
+    lanes = counts.reshape(2, HIST_BINS + 1)
+    total: NDArray[np.float64] = (lanes[0, :HIST_BINS] + lanes[1, :HIST_BINS]).astype(np.float64)
+    return total
+
+
+def bin_many(
+    samples: list[NDArray[Any]], lo: list[float], width: list[float]
+) -> list[NDArray[np.float64]]:
+    """`bin_values` of each sample."""
+    return [bin_values(s, a, w) for s, a, w in zip(samples, lo, width, strict=True)]
