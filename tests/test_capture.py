@@ -159,11 +159,15 @@ def linear(model: nn.Module, name: str) -> nn.Linear:
 # Parameters: weights after the step, gradients at the step, updates.
 
 
-def test_weights_grads_and_updates_with_gradient_accumulation() -> None:
+@pytest.mark.parametrize("masked", [False, True], ids=["host pass", "masked passes"])
+def test_weights_grads_and_updates_with_gradient_accumulation(masked: bool) -> None:
+    """Updates every step: the snapshot's buffers are reused from step to step. The masked
+    passes (the accelerators' path, run here on the CPU) materialise Δw; the host pass does not."""
     model = mlp()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     sink = ListSink()
     recorder = Recorder(model, sink, optimizer=optimizer, **EVERYTHING)
+    recorder._capture.batch = stats.StatsBatch(masked=masked)
     generator = torch.Generator().manual_seed(1)
     for step in range(3):
         optimizer.zero_grad()
