@@ -28,6 +28,9 @@ from numpy.typing import NDArray
 
 from ._protocol import HIST_BINS
 
+_BIN_BITS = HIST_BINS.bit_length() - 1
+_MIN_EXPONENT, _MAX_EXPONENT = -1022, 1023  # normal float64 powers of two, as in _reduce
+
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 
@@ -81,11 +84,10 @@ def _pass(
     sign: int,
     index: Any,
     sample: Any,
-    whole: bool,
 ) -> tuple[float, float, int, float, float, float]:
     """Of v = x, or x - before in x's dtype (an update) when `before` is an array: Σ(v - v[0]),
     Σ(v - v[0])², the zero count, min and max (NaN if any value is NaN or ±Inf), and Σbefore²;
-    block by block, copying v[index] into `sample` (sorted positions), or all of v if whole.
+    block by block, copying v[index] into `sample` (sorted positions) while it is in cache.
 
     `bits` is x's view as integers; `buffer` [_BLOCK] holds a block of v, and its integer view."""
     n = x.shape[0]
@@ -113,8 +115,6 @@ def _pass(
         zeros += z
         low = min(low, lo)
         high = max(high, hi)
-        if whole:
-            sample[first:last] = v
         end = k if k == m or index[k] >= last else np.searchsorted(index, last)
         for q in range(k, end):
             sample[q] = v[np.uint64(index[q] - first)]  # unsigned: no check for negative indices
@@ -137,52 +137,28 @@ _LAYOUTS: dict[np.dtype[Any], tuple[Any, int]] = {
 _NO_INDEX = np.zeros(0, dtype=np.int64)
 
 
-@dataclass(frozen=True)
-class Reduced:
-    moments: NDArray[np.float64] | None
-    """min, max, mean, std, l2 and zeros [6]; None when there is NaN or ±Inf."""
-    sample: NDArray[Any] | None
-    """The values at the sample's positions (all of them with `whole`), a copy."""
-    before_l2: float = math.nan
-    """‖before‖₂ of an update."""
+@_compiled()
+def _fits(low: float, high: float, k: float) -> bool:
+    width = math.ldexp(1.0, int(k))
+    return math.floor(high / width) - math.floor(low / width) < HIST_BINS
 
 
-def reduce(
-    flat: NDArray[Any],
-    index: NDArray[np.int64] | None = None,
-    *,
-    whole: bool = False,
-    before: NDArray[Any] | None = None,
-) -> Reduced:
-    """Statistics of a non-empty contiguous float32 or float64 array (or of its difference from
-    `before`, of the same dtype and size, never materialised), exact, and a copy of its values
-    at the sorted positions `index` (or of all of them if `whole`)."""
-    magnitude, sign = _LAYOUTS[flat.dtype]
-    n = flat.shape[0]
-    positions = _NO_INDEX if index is None else index
-    sample = np.empty(n if whole else positions.shape[0], dtype=flat.dtype)
-    buffer = np.empty(_BLOCK, dtype=flat.dtype)
-    bits = flat.view(magnitude.dtype)
-    s1, s2, zeros, low, high, squares = _pass(
-        flat,
-        bits,
-        before,
-        (buffer, buffer.view(magnitude.dtype)),
-        magnitude,
-        sign,
-        positions,
-        sample,
-        whole,
-    )
-    kept = sample if whole or index is not None else None
-    norm = math.sqrt(squares) if before is not None else math.nan
-    if math.isnan(low):
-        return Reduced(None, kept, norm)
-    first = float(flat[0]) if before is None else float(flat[0] - before[0])
-    mean = first + s1 / n
-    spread = max(s2 - s1 * s1 / n, 0.0)
-    l2 = math.sqrt(max(spread + mean * mean * n, 0.0))
-    return Reduced(np.array([low, high, mean, math.sqrt(spread / n), l2, zeros]), kept, norm)
+@_compiled()
+def _grid(low: float, high: float, integral: bool) -> tuple[float, float]:
+    """`_reduce.grid` of one tensor, line for line (tests hold the two equal): lo and width."""
+    half_span = high * 0.5 - low * 0.5  # halves: the span itself may overflow
+    magnitude = 0.5 if low == 0 else abs(low) * 0.5
+    half = half_span if half_span > 0 else magnitude
+    k = max(float(math.frexp(half)[1] + 1 - _BIN_BITS), float(_MIN_EXPONENT))
+    if integral:
+        k = max(k, 0.0)
+    if not _fits(low, high, k):
+        k += 1.0  # k + 1 always fits
+    smaller = k - 1.0  # fits only where the span was rounded up
+    if _fits(low, high, smaller) and half_span > 0 and (not integral or smaller >= 0):
+        k = smaller
+    width = math.ldexp(1.0, int(min(max(k, _MIN_EXPONENT), _MAX_EXPONENT)))
+    return math.floor(low / width) * width, width
 
 
 @_compiled()
@@ -196,29 +172,81 @@ def _positions(x: Any, scale: float, base: float, out: Any) -> None:
 
 
 @_compiled()
-def _count(x: Any, scale: float, base: float, counts: Any) -> None:
-    """counts[lane * (HIST_BINS + 1) + bin] += 1 per value, two lanes taking turns, so that a
-    run of one bin does not wait on its own stores."""
+def _count(x: Any, before: Any, lo: float, width: float) -> Any:
+    """Counts [HIST_BINS] of v = x, or x - before, on the grid: per block, positions computed
+    in one vectorized pass, then counted in two lanes that take turns, so that a run of one bin
+    does not wait on its own stores."""
+    scale = 1.0 / width
+    base = math.floor(lo / width)
+    counts = np.zeros(2 * (HIST_BINS + 1), dtype=np.int64)
     position = np.empty(_BLOCK, dtype=np.int32)
+    values = np.empty(_BLOCK, dtype=x.dtype)
     n = x.shape[0]
     for start in range(0, n, _BLOCK):
         stop = min(start + _BLOCK, n)
-        _positions(x[start:stop], scale, base, position)
+        if before is None:
+            _positions(x[start:stop], scale, base, position)
+        else:
+            np.subtract(x[start:stop], before[start:stop], values[: stop - start])
+            _positions(values[: stop - start], scale, base, position)
         for k in range(stop - start):
             counts[position[k]] += 1
+    return counts[:HIST_BINS] + counts[HIST_BINS + 1 : 2 * HIST_BINS + 1]
 
 
-def bin_values(values: NDArray[Any], lo: float, width: float) -> NDArray[np.float64]:
-    """Counts [HIST_BINS] of finite float32 or float64 `values` on the grid (lo, width)."""
-    counts = np.zeros(2 * (HIST_BINS + 1), dtype=np.int64)
-    _count(values, 1.0 / width, math.floor(lo / width), counts)
-    lanes = counts.reshape(2, HIST_BINS + 1)
-    total: NDArray[np.float64] = (lanes[0, :HIST_BINS] + lanes[1, :HIST_BINS]).astype(np.float64)
-    return total
+@dataclass(frozen=True)
+class Reduced:
+    moments: NDArray[np.float64] | None
+    """min, max, mean, std, l2 and zeros [6]; None when there is NaN or ±Inf."""
+    lo: float = math.nan
+    width: float = math.nan
+    counts: NDArray[np.int64] | None = None
+    """The histogram [HIST_BINS] on the grid (lo, width), when one was asked for."""
+    before_l2: float = math.nan
+    """‖before‖₂ of an update."""
 
 
-def bin_many(
-    samples: list[NDArray[Any]], lo: list[float], width: list[float]
-) -> list[NDArray[np.float64]]:
-    """`bin_values` of each sample."""
-    return [bin_values(s, a, w) for s, a, w in zip(samples, lo, width, strict=True)]
+def reduce(
+    flat: NDArray[Any],
+    index: NDArray[np.int64] | None = None,
+    *,
+    histogram: bool = False,
+    before: NDArray[Any] | None = None,
+    integral: bool = False,
+) -> Reduced:
+    """Statistics of a non-empty contiguous float32 or float64 array (or of its difference from
+    `before`, of the same dtype and size, never materialised), exact, and with `histogram` its
+    histogram on the stable grid: of all its values, or of those at the sorted positions
+    `index`. `integral`: the values are integers (the width stays at least 1)."""
+    magnitude, sign = _LAYOUTS[flat.dtype]
+    n = flat.shape[0]
+    positions = _NO_INDEX if index is None or not histogram else index
+    sample = np.empty(positions.shape[0], dtype=flat.dtype)
+    buffer = np.empty(_BLOCK, dtype=flat.dtype)
+    bits = flat.view(magnitude.dtype)
+    s1, s2, zeros, low, high, squares = _pass(
+        flat,
+        bits,
+        before,
+        (buffer, buffer.view(magnitude.dtype)),
+        magnitude,
+        sign,
+        positions,
+        sample,
+    )
+    norm = math.sqrt(squares) if before is not None else math.nan
+    if math.isnan(low):
+        return Reduced(None, before_l2=norm)
+    first = float(flat[0]) if before is None else float(flat[0] - before[0])
+    mean = first + s1 / n
+    spread = max(s2 - s1 * s1 / n, 0.0)
+    l2 = math.sqrt(max(spread + mean * mean * n, 0.0))
+    moments = np.array([low, high, mean, math.sqrt(spread / n), l2, zeros])
+    if not histogram:
+        return Reduced(moments, before_l2=norm)
+    lo, width = _grid(low, high, integral)
+    # The sample holds values of v already; otherwise v is read again while still in cache.
+    counts = (
+        _count(sample, None, lo, width) if index is not None else _count(flat, before, lo, width)
+    )
+    return Reduced(moments, lo, width, counts, norm)

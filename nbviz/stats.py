@@ -158,8 +158,6 @@ class _Entry:
     """A copy of what its histogram counts (at most `MAX_SAMPLE` elements), binned at `finish`."""
     binned: torch.Tensor | None = None
     """lo, width and counts [2 + HIST_BINS] of a histogram too large to keep its values."""
-    kept: NDArray[Any] | None = None
-    """Host path: a copy of what its histogram counts, binned at `finish`; stats are in `row`."""
 
 
 class StatsBatch:
@@ -229,7 +227,6 @@ class StatsBatch:
         with torch.no_grad():
             for staging in self._staging.values():
                 staging.flush()
-        _bin_host([e for e in entries if e.kept is not None])
         rows = np.stack([e.row for e in entries]) if entries else np.zeros((0, _ROW))
         values = np.full(len(extras), np.nan)
         pending: dict[torch.device, list[int]] = {}
@@ -307,41 +304,34 @@ class StatsBatch:
             return _Entry(row), 0.0
         x = after.contiguous().reshape(-1).numpy()
         y = before.contiguous().reshape(-1).numpy()
-        reduced = self._host_reduce(x, histograms, y)
+        reduced = self._host_reduce(x, histograms, before=y)
         if reduced.moments is None:  # the masked passes count the NaN and Inf
             return self._entry(torch.sub(after, before, out=before), histograms), reduced.before_l2
-        return self._host_row(row, reduced, False, histograms), reduced.before_l2
+        return _host_row(row, reduced), reduced.before_l2
 
     def _host_reduce(
-        self, flat: NDArray[Any], histograms: bool, before: NDArray[Any] | None = None
+        self,
+        flat: NDArray[Any],
+        histograms: bool,
+        before: NDArray[Any] | None = None,
+        integral: bool = False,
     ) -> _cpu.Reduced:
         n = flat.shape[0]
         sampled = histograms and n > self.max_sample
         index = r.sample_indices(n, self.max_sample, _CPU).numpy() if sampled else None
-        return _cpu.reduce(flat, index, whole=histograms and not sampled, before=before)
-
-    def _host_row(
-        self, row: NDArray[np.float64], reduced: _cpu.Reduced, integral: bool, histograms: bool
-    ) -> _Entry:
-        row[_MIN:_NAN] = reduced.moments
-        entry = _Entry(row, integral=integral, histogram=histograms, kept=reduced.sample)
-        if not histograms:
-            _drop_histogram(row)
-        elif min(int(row[0]), self.max_sample) > MAX_SAMPLE:  # large: binned now, not kept
-            _bin_host([entry])
-        return entry
+        return _cpu.reduce(flat, index, histogram=histograms, before=before, integral=integral)
 
     def _host_entry(self, p: r.Prepared, row: NDArray[np.float64], histograms: bool) -> _Entry:
         """A tensor in host memory: one fused pass (`_cpu.reduce`) for its statistics and its
         histogram's values; the masked passes only where NaN or Inf turns up."""
         n = int(row[0])
-        reduced = self._host_reduce(p.flat.contiguous().numpy(), histograms)
+        reduced = self._host_reduce(p.flat.contiguous().numpy(), histograms, integral=p.integral)
         if reduced.moments is None:  # the masked passes count the NaN and Inf
             full = _exact_row(p, min(n, self.max_sample), self.max_sample)
             if not histograms:
                 _drop_histogram(full)
             return _Entry(full)
-        return self._host_row(row, reduced, p.integral, histograms)
+        return _host_row(row, reduced)
 
     def _staging_for(self, device: torch.device) -> _Staging:
         staging = self._staging.get(device)
@@ -455,20 +445,14 @@ def _bin_samples(
     return out
 
 
-def _bin_host(entries: list[_Entry]) -> None:
-    """Grids and counts of host entries from their kept values, which are then dropped."""
-    if not entries:
-        return
-    rows = np.stack([e.row[_MIN : _MIN + 2] for e in entries])
-    low, high = torch.from_numpy(rows).unbind(1)
-    lo, width = r.grid(low, high, torch.tensor([e.integral for e in entries]))
-    los, widths = lo.tolist(), width.tolist()
-    samples = [e.kept for e in entries if e.kept is not None]
-    for entry, start, step, counts in zip(
-        entries, los, widths, _cpu.bin_many(samples, los, widths), strict=True
-    ):
-        entry.row[_LO], entry.row[_WIDTH], entry.row[_COUNTS:] = start, step, counts
-        entry.kept = None
+def _host_row(row: NDArray[np.float64], reduced: _cpu.Reduced) -> _Entry:
+    """A complete entry from the host pass: its statistics, and its histogram if it has one."""
+    row[_MIN:_NAN] = reduced.moments
+    if reduced.counts is None:
+        _drop_histogram(row)
+    else:
+        row[_LO], row[_WIDTH], row[_COUNTS:] = reduced.lo, reduced.width, reduced.counts
+    return _Entry(row)
 
 
 def _fill_row(row: NDArray[np.float64], device_row: NDArray[np.float64], histogram: bool) -> None:

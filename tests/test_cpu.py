@@ -1,5 +1,5 @@
-"""The fused host pass (`nbviz._cpu`) against numpy: statistics, the sample it copies, updates
-that are never materialised, and binning."""
+"""The fused host pass (`nbviz._cpu`) against numpy: statistics, histograms of every value or of
+a sample, updates that are never materialised, and the grid against the device's."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ import math
 
 import numpy as np
 import pytest
+import torch
 from numpy.typing import NDArray
 
-from nbviz import _cpu
+from nbviz import _cpu, _reduce
 from nbviz._protocol import HIST_BINS
 
 FLOATS = [np.float32, np.float64]
@@ -75,23 +76,60 @@ def test_nan_and_inf_leave_the_fast_path(dtype: type[np.floating], bad: float, w
     assert _cpu.reduce(x).moments is None
 
 
+def histogram_of(values: NDArray[np.floating], lo: float, width: float) -> NDArray[np.int64]:
+    bins = np.floor(values.astype(np.float64) / width) - math.floor(lo / width)
+    assert bins.min() >= 0  # the grid holds every value
+    assert bins.max() < HIST_BINS
+    return np.bincount(bins.astype(np.int64), minlength=HIST_BINS)
+
+
+def grid_of(low: float, high: float, integral: bool = False) -> tuple[float, float]:
+    lo, width = _reduce.grid(
+        torch.tensor([low], dtype=torch.float64),
+        torch.tensor([high], dtype=torch.float64),
+        torch.tensor([integral]),
+    )
+    return float(lo[0]), float(width[0])
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("n", [1, 4097, 70_000])
+def test_histogram_of_every_value(dtype: type[np.floating], n: int) -> None:
+    x = (np.random.default_rng(n).standard_normal(n) * 5).astype(dtype)
+    reduced = _cpu.reduce(x, histogram=True)
+    assert (reduced.lo, reduced.width) == grid_of(float(x.min()), float(x.max()))
+    assert reduced.counts is not None
+    np.testing.assert_array_equal(reduced.counts, histogram_of(x, reduced.lo, reduced.width))
+
+
 @pytest.mark.parametrize("n", [70_000, 1_000_000])
-def test_the_sample_is_the_values_at_the_positions(n: int) -> None:
+def test_histogram_of_the_values_at_the_positions(n: int) -> None:
     rng = np.random.default_rng(n)
     x = rng.standard_normal(n).astype(np.float32)
     index = np.sort(rng.integers(0, n, 65_536))  # with repeats, as the fixed sample has
-    reduced = _cpu.reduce(x, index)
-    assert reduced.sample is not None
-    np.testing.assert_array_equal(reduced.sample, x[index])
+    reduced = _cpu.reduce(x, index, histogram=True)
+    assert reduced.counts is not None
+    # The grid is the exact extremes'; the counts are the sample's.
+    assert (reduced.lo, reduced.width) == grid_of(float(x.min()), float(x.max()))
+    np.testing.assert_array_equal(reduced.counts, histogram_of(x[index], reduced.lo, reduced.width))
     assert_moments(reduced.moments, x)
 
 
-def test_whole_copies_every_value_and_keeps_no_view() -> None:
-    x = np.arange(9000, dtype=np.float32)
-    reduced = _cpu.reduce(x, whole=True)
-    x[:] = 0
-    assert reduced.sample is not None
-    np.testing.assert_array_equal(reduced.sample, np.arange(9000, dtype=np.float32))
+def test_no_histogram_unless_asked() -> None:
+    assert _cpu.reduce(np.ones(10, dtype=np.float32), np.arange(3)).counts is None
+
+
+@pytest.mark.parametrize("integral", [False, True])
+def test_the_grid_is_the_device_grid(integral: bool) -> None:
+    """The host's scalar grid and the device's vectorized one, on random and extreme spans."""
+    rng = np.random.default_rng(7)
+    ends = [0.0, -0.0, 1.0, -1.0, 5e-324, -5e-324, 2.0**-1022, 1e-300, 1e300, 1.7e308, -1.7e308]
+    ends += list(rng.standard_normal(60) * 10.0 ** rng.integers(-40, 40, 60))
+    if integral:
+        ends = [float(round(e)) for e in ends if abs(e) < 2**53]
+    pairs = [(min(a, b), max(a, b)) for a in ends for b in ends[::3]]
+    for low, high in pairs:
+        assert _cpu._grid(low, high, integral) == grid_of(low, high, integral), (low, high)
 
 
 @pytest.mark.parametrize("dtype", FLOATS)
@@ -103,11 +141,15 @@ def test_an_update_is_reduced_without_materialising_it(dtype: type[np.floating],
     after = (before - rng.standard_normal(n).astype(dtype) * 1e-3).astype(dtype)
     after[::7] = before[::7]  # zero updates, frozen entries
     index = np.sort(rng.integers(0, n, min(n, 5000)))
-    reduced = _cpu.reduce(after, index, before=before)
     delta = after - before
-    assert_moments(reduced.moments, delta)
-    assert reduced.sample is not None
-    np.testing.assert_array_equal(reduced.sample, delta[index])
+    for positions in (index, None):  # a sample of the update, or all of it
+        reduced = _cpu.reduce(after, positions, histogram=True, before=before)
+        assert_moments(reduced.moments, delta)
+        assert reduced.counts is not None
+        values = delta if positions is None else delta[positions]
+        np.testing.assert_array_equal(
+            reduced.counts, histogram_of(values, reduced.lo, reduced.width)
+        )
     np.testing.assert_allclose(
         reduced.before_l2, np.sqrt(np.sum(before.astype(np.float64) ** 2)), rtol=1e-12
     )
@@ -132,5 +174,5 @@ def test_binning_matches_numpy(dtype: type[np.floating], lo: float, width: float
     x = np.concatenate([x, edges[:-1].astype(dtype)])  # every bin's lower edge: exact bins
     want = np.floor(x.astype(np.float64) / width) - math.floor(lo / width)
     np.testing.assert_array_equal(
-        _cpu.bin_values(x, lo, width), np.bincount(want.astype(int), minlength=HIST_BINS)
+        _cpu._count(x, None, lo, width), np.bincount(want.astype(int), minlength=HIST_BINS)
     )
