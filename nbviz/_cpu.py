@@ -74,62 +74,6 @@ def _squares(y: Any) -> float:
     return total
 
 
-@_compiled()
-def _pass(
-    x: Any,
-    bits: Any,
-    before: Any,
-    buffer: Any,
-    magnitude: Any,
-    sign: int,
-    index: Any,
-    sample: Any,
-) -> tuple[float, float, int, float, float, float]:
-    """Of v = x, or x - before in x's dtype (an update) when `before` is an array: Σ(v - v[0]),
-    Σ(v - v[0])², the zero count, min and max (NaN if any value is NaN or ±Inf), and Σbefore²;
-    block by block, copying v[index] into `sample` (sorted positions) while it is in cache.
-
-    `bits` is x's view as integers; `buffer` [_BLOCK] holds a block of v, and its integer view."""
-    n = x.shape[0]
-    values, buffer_bits = buffer
-    c = np.float64(x[0]) if before is None else np.float64(x[0] - before[0])
-    s1 = 0.0
-    s2 = 0.0
-    zeros = 0
-    squares = 0.0
-    low = magnitude  # past every key's extremes: NaN lies beyond ±Inf
-    high = -magnitude - 1
-    k = 0
-    m = index.shape[0]
-    for first in range(0, n, _BLOCK):
-        last = min(first + _BLOCK, n)
-        if before is None:
-            v, v_bits = x[first:last], bits[first:last]
-        else:
-            v, v_bits = values[: last - first], buffer_bits[: last - first]
-            np.subtract(x[first:last], before[first:last], v)
-            squares += _squares(before[first:last])
-        a1, a2, z, lo, hi = _block(v, v_bits, magnitude, sign, c)
-        s1 += a1
-        s2 += a2
-        zeros += z
-        low = min(low, lo)
-        high = max(high, hi)
-        end = k if k == m or index[k] >= last else np.searchsorted(index, last)
-        for q in range(k, end):
-            sample[q] = v[np.uint64(index[q] - first)]  # unsigned: no check for negative indices
-        k = end
-    # The keys back to values (the map is its own inverse), through a one-element buffer.
-    keys = np.empty_like(buffer_bits[:2])
-    keys[0] = low ^ ((low >> sign) & magnitude)
-    keys[1] = high ^ ((high >> sign) & magnitude)
-    extremes = keys.view(x.dtype)
-    lowest, highest = np.float64(extremes[0]), np.float64(extremes[1])
-    if not (np.isfinite(lowest) and np.isfinite(highest)):
-        lowest = highest = np.nan
-    return s1, s2, zeros, lowest, highest, squares
-
-
 _LAYOUTS: dict[np.dtype[Any], tuple[Any, int]] = {
     np.dtype(np.float32): (np.int32(0x7FFF_FFFF), 31),
     np.dtype(np.float64): (np.int64(0x7FFF_FFFF_FFFF_FFFF), 63),
@@ -194,13 +138,101 @@ def _count(x: Any, before: Any, lo: float, width: float) -> Any:
     return counts[:HIST_BINS] + counts[HIST_BINS + 1 : 2 * HIST_BINS + 1]
 
 
+@_compiled()
+def _pass(
+    x: Any,
+    bits: Any,
+    before: Any,
+    magnitude: Any,
+    sign: int,
+    index: Any,
+    sample: Any,
+) -> tuple[float, float, int, float, float, float]:
+    """Of v = x, or x - before in x's dtype (an update) when `before` is an array: Σ(v - v[0]),
+    Σ(v - v[0])², the zero count, min and max (NaN if any value is NaN or ±Inf), and Σbefore²;
+    block by block, copying v[index] into `sample` (sorted positions) while it is in cache.
+
+    `bits` is x's view as integers."""
+    n = x.shape[0]
+    values = np.empty(_BLOCK, dtype=x.dtype)  # a block of an update
+    buffer_bits = values.view(bits.dtype)
+    c = np.float64(x[0]) if before is None else np.float64(x[0] - before[0])
+    s1 = 0.0
+    s2 = 0.0
+    zeros = 0
+    squares = 0.0
+    low = magnitude  # past every key's extremes: NaN lies beyond ±Inf
+    high = -magnitude - 1
+    k = 0
+    m = index.shape[0]
+    for first in range(0, n, _BLOCK):
+        last = min(first + _BLOCK, n)
+        if before is None:
+            v, v_bits = x[first:last], bits[first:last]
+        else:
+            v, v_bits = values[: last - first], buffer_bits[: last - first]
+            np.subtract(x[first:last], before[first:last], v)
+            squares += _squares(before[first:last])
+        a1, a2, z, lo, hi = _block(v, v_bits, magnitude, sign, c)
+        s1 += a1
+        s2 += a2
+        zeros += z
+        low = min(low, lo)
+        high = max(high, hi)
+        end = k if k == m or index[k] >= last else np.searchsorted(index, last)
+        for q in range(k, end):
+            sample[q] = v[np.uint64(index[q] - first)]  # unsigned: no check for negative indices
+        k = end
+    # The keys back to values (the map is its own inverse), through a one-element buffer.
+    keys = np.empty_like(buffer_bits[:2])
+    keys[0] = low ^ ((low >> sign) & magnitude)
+    keys[1] = high ^ ((high >> sign) & magnitude)
+    extremes = keys.view(x.dtype)
+    lowest, highest = np.float64(extremes[0]), np.float64(extremes[1])
+    if not (np.isfinite(lowest) and np.isfinite(highest)):
+        lowest = highest = np.nan
+    return s1, s2, zeros, lowest, highest, squares
+
+
+@_compiled()
+def _summary(
+    x: Any,
+    bits: Any,
+    before: Any,
+    magnitude: Any,
+    sign: int,
+    index: Any,
+    histogram: bool,
+    integral: bool,
+    out: Any,
+) -> None:
+    """`_pass`, then with `histogram` the grid and the counts, into `out` [_OUT + HIST_BINS]:
+    Σ(v - v[0]), Σ(v - v[0])², zeros, min, max, Σbefore², lo, width, counts. One call per
+    tensor: each call from Python costs microseconds."""
+    sample = np.empty(index.shape[0], dtype=x.dtype)
+    s1, s2, zeros, low, high, squares = _pass(x, bits, before, magnitude, sign, index, sample)
+    out[0], out[1], out[2], out[3], out[4], out[5] = s1, s2, zeros, low, high, squares
+    if histogram and not np.isnan(low):
+        lo, width = _grid(low, high, integral)
+        out[6], out[7] = lo, width
+        # The sample holds values of v already; otherwise v is read again, while in cache.
+        if index.shape[0] > 0:
+            out[_OUT:] = _count(sample, None, lo, width)
+        else:
+            out[_OUT:] = _count(x, before, lo, width)
+
+
+_OUT = 8
+"""Scalars at the head of `_summary`'s output."""
+
+
 @dataclass(frozen=True)
 class Reduced:
     moments: NDArray[np.float64] | None
     """min, max, mean, std, l2 and zeros [6]; None when there is NaN or ±Inf."""
     lo: float = math.nan
     width: float = math.nan
-    counts: NDArray[np.int64] | None = None
+    counts: NDArray[np.float64] | None = None
     """The histogram [HIST_BINS] on the grid (lo, width), when one was asked for."""
     before_l2: float = math.nan
     """‖before‖₂ of an update."""
@@ -221,19 +253,10 @@ def reduce(
     magnitude, sign = _LAYOUTS[flat.dtype]
     n = flat.shape[0]
     positions = _NO_INDEX if index is None or not histogram else index
-    sample = np.empty(positions.shape[0], dtype=flat.dtype)
-    buffer = np.empty(_BLOCK, dtype=flat.dtype)
+    out = np.empty(_OUT + HIST_BINS)
     bits = flat.view(magnitude.dtype)
-    s1, s2, zeros, low, high, squares = _pass(
-        flat,
-        bits,
-        before,
-        (buffer, buffer.view(magnitude.dtype)),
-        magnitude,
-        sign,
-        positions,
-        sample,
-    )
+    _summary(flat, bits, before, magnitude, sign, positions, histogram, integral, out)
+    s1, s2, zeros, low, high, squares, lo, width = out[:_OUT].tolist()
     norm = math.sqrt(squares) if before is not None else math.nan
     if math.isnan(low):
         return Reduced(None, before_l2=norm)
@@ -244,9 +267,4 @@ def reduce(
     moments = np.array([low, high, mean, math.sqrt(spread / n), l2, zeros])
     if not histogram:
         return Reduced(moments, before_l2=norm)
-    lo, width = _grid(low, high, integral)
-    # The sample holds values of v already; otherwise v is read again while still in cache.
-    counts = (
-        _count(sample, None, lo, width) if index is not None else _count(flat, before, lo, width)
-    )
-    return Reduced(moments, lo, width, counts, norm)
+    return Reduced(moments, lo, width, out[_OUT:], norm)
