@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import sys
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -158,6 +159,18 @@ class _Entry:
     """A copy of what its histogram counts (at most `MAX_SAMPLE` elements), binned at `finish`."""
     binned: torch.Tensor | None = None
     """lo, width and counts [2 + HIST_BINS] of a histogram too large to keep its values."""
+    same_as: int | None = None
+    """An earlier entry of the same tensor, unchanged since: its row is this one's."""
+
+
+@dataclass(frozen=True)
+class _Measured:
+    """A tensor already added to the batch, held weakly."""
+
+    tensor: weakref.ref[torch.Tensor]
+    version: int
+    histograms: bool
+    entry: int
 
 
 class StatsBatch:
@@ -179,6 +192,7 @@ class StatsBatch:
         self.max_sample = max_sample
         self._masked = masked
         self._entries: list[_Entry] = []
+        self._measured: dict[int, _Measured] = {}  # by id()
         self._extras: list[torch.Tensor] = []
         self._staging: dict[torch.device, _Staging] = {}
 
@@ -196,9 +210,30 @@ class StatsBatch:
         first = (len(self._entries), len(self._extras))
         with torch.no_grad():
             for t in tensors:  # a DTensor: its local shard (numel included)
-                self._entries.append(self._entry(None if t is None else r.local(t), histograms))
+                if t is None:
+                    self._entries.append(self._entry(None, histograms))
+                else:
+                    self._entries.append(self._entry_once(r.local(t), histograms))
             self._extras += [r.local(e).detach().reshape(1).double() for e in extras]
         return first
+
+    def _entry_once(self, t: torch.Tensor, histograms: bool) -> _Entry:
+        """`_entry`, or a reference to the entry of the same tensor added earlier and not
+        changed since (its version counter tells): a container's output is its last child's,
+        and their gradient hooks see one gradient."""
+        seen = self._measured.get(id(t))
+        if (
+            seen is not None
+            and seen.tensor() is t
+            and seen.version == t._version
+            and seen.histograms == histograms
+        ):
+            return _Entry(self._entries[seen.entry].row.copy(), same_as=seen.entry)
+        entry = self._entry(t, histograms)
+        self._measured[id(t)] = _Measured(
+            weakref.ref(t), t._version, histograms, len(self._entries)
+        )
+        return entry
 
     def add_updates(
         self, after: Sequence[torch.Tensor], before: Sequence[torch.Tensor], *, histograms: bool
@@ -223,7 +258,7 @@ class StatsBatch:
     def finish(self) -> tuple[Summaries, NDArray[np.float64]]:
         """Summaries of every tensor added, in order, and the extras' values; then starts over."""
         entries, extras = self._entries, self._extras
-        self._entries, self._extras = [], []
+        self._entries, self._extras, self._measured = [], [], {}
         with torch.no_grad():
             for staging in self._staging.values():
                 staging.flush()
@@ -248,6 +283,9 @@ class StatsBatch:
                 for i, device_row in zip(indices, device_rows, strict=True):
                     _fill_row(rows[i], device_row, entries[i].histogram)
                 values[extra_at.get(device, [])] = host[len(indices) * _DEVICE_ROW :]
+        for i, entry in enumerate(entries):
+            if entry.same_as is not None:  # in order: an earlier repeat is already filled
+                rows[i] = rows[entry.same_as]
         return _summaries(rows), values
 
     def _entry(self, t: torch.Tensor | None, histograms: bool) -> _Entry:

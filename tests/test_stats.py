@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import math
 import weakref
+from typing import Any
 
 import numpy as np
 import pytest
@@ -448,3 +449,40 @@ def test_float32_histograms_bin_exactly_at_any_magnitude(scale: float) -> None:
     h = histogram(values)
     assert h.sample == values.numel()
     np.testing.assert_array_equal(h.counts, numpy_counts(values.numpy(), h))
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_a_tensor_added_again_unchanged_is_measured_once(
+    masked: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A container's output is its last child's tensor: measured once, recorded for both. Once
+    changed in place (ReLU(inplace=True) after a BatchNorm), it is measured again."""
+    measured: list[int] = []
+    original = stats.StatsBatch._entry
+
+    def counting(batch: stats.StatsBatch, t: torch.Tensor | None, histograms: bool) -> Any:
+        measured.append(0 if t is None else t.numel())
+        return original(batch, t, histograms)
+
+    monkeypatch.setattr(stats.StatsBatch, "_entry", counting)
+    generator = torch.Generator().manual_seed(4)
+    x = torch.randn(70_000, generator=generator)
+    other = torch.randn(5000, generator=generator)
+    before = x.clone()
+    batch = stats.StatsBatch(masked=masked)
+    batch.add([x, other])
+    batch.add([x])  # unchanged: the same row
+    x.relu_()
+    batch.add([x])  # changed in place: measured again
+    batch.add([x], histograms=False)  # another question: measured again
+    got, _ = batch.finish()
+    assert measured == [70_000, 5000, 70_000, 70_000]
+    check_stats(got.stats[0], before.numpy())
+    np.testing.assert_array_equal(got.stats[2], got.stats[0])
+    np.testing.assert_array_equal(got.counts[2], got.counts[0])
+    check_stats(got.stats[3], x.numpy())
+    check_stats(got.stats[4], x.numpy())
+    assert got.sample[4] == 0
+    measured.clear()
+    batch.add([x])  # a new batch remembers nothing
+    assert measured == [70_000]
