@@ -139,6 +139,12 @@ def _count(x: Any, before: Any, lo: float, width: float) -> Any:
 
 
 @_compiled()
+def _gather(v: Any, index: Any, first: int, out: Any) -> None:
+    for q in range(index.shape[0]):
+        out[q] = v[np.uint64(index[q] - first)]  # unsigned: no check for negative indices
+
+
+@_compiled()
 def _pass(
     x: Any,
     bits: Any,
@@ -179,9 +185,10 @@ def _pass(
         zeros += z
         low = min(low, lo)
         high = max(high, hi)
-        end = k if k == m or index[k] >= last else np.searchsorted(index, last)
-        for q in range(k, end):
-            sample[q] = v[np.uint64(index[q] - first)]  # unsigned: no check for negative indices
+        end = k
+        while end < m and index[end] < last:
+            end += 1
+        _gather(v, index[k:end], first, sample[k:end])
         k = end
     # The keys back to values (the map is its own inverse), through a one-element buffer.
     keys = np.empty_like(buffer_bits[:2])
