@@ -117,9 +117,9 @@ def _positions(x: Any, scale: float, base: float, out: Any) -> None:
 
 @_compiled()
 def _count(x: Any, before: Any, lo: float, width: float) -> Any:
-    """Counts [HIST_BINS] of v = x, or x - before, on the grid: per block, positions computed
-    in one vectorized pass, then counted in two lanes that take turns, so that a run of one bin
-    does not wait on its own stores."""
+    """Counts [HIST_BINS] of v = x (before empty), or x - before, on the grid: per block,
+    positions computed in one vectorized pass, then counted in two lanes that take turns, so
+    that a run of one bin does not wait on its own stores."""
     scale = 1.0 / width
     base = math.floor(lo / width)
     counts = np.zeros(2 * (HIST_BINS + 1), dtype=np.int64)
@@ -128,7 +128,7 @@ def _count(x: Any, before: Any, lo: float, width: float) -> Any:
     n = x.shape[0]
     for start in range(0, n, _BLOCK):
         stop = min(start + _BLOCK, n)
-        if before is None:
+        if before.shape[0] == 0:
             _positions(x[start:stop], scale, base, position)
         else:
             np.subtract(x[start:stop], before[start:stop], values[: stop - start])
@@ -154,7 +154,7 @@ def _pass(
     index: Any,
     sample: Any,
 ) -> tuple[float, float, int, float, float, float]:
-    """Of v = x, or x - before in x's dtype (an update) when `before` is an array: Σ(v - v[0]),
+    """Of v = x (before empty), or x - before in x's dtype (an update): Σ(v - v[0]),
     Σ(v - v[0])², the zero count, min and max (NaN if any value is NaN or ±Inf), and Σbefore²;
     block by block, copying v[index] into `sample` (sorted positions) while it is in cache.
 
@@ -162,7 +162,8 @@ def _pass(
     n = x.shape[0]
     values = np.empty(_BLOCK, dtype=x.dtype)  # a block of an update
     buffer_bits = values.view(bits.dtype)
-    c = np.float64(x[0]) if before is None else np.float64(x[0] - before[0])
+    update = before.shape[0] > 0
+    c = np.float64(x[0] - before[0]) if update else np.float64(x[0])
     s1 = 0.0
     s2 = 0.0
     zeros = 0
@@ -173,7 +174,7 @@ def _pass(
     m = index.shape[0]
     for first in range(0, n, _BLOCK):
         last = min(first + _BLOCK, n)
-        if before is None:
+        if not update:
             v, v_bits = x[first:last], bits[first:last]
         else:
             v, v_bits = values[: last - first], buffer_bits[: last - first]
@@ -224,7 +225,7 @@ def _summary(
         out[6], out[7] = lo, width
         # The sample holds values of v already; otherwise v is read again, while in cache.
         if index.shape[0] > 0:
-            out[_OUT:] = _count(sample, None, lo, width)
+            out[_OUT:] = _count(sample, before[:0], lo, width)
         else:
             out[_OUT:] = _count(x, before, lo, width)
 
@@ -262,9 +263,11 @@ def reduce(
     positions = _NO_INDEX if index is None or not histogram else index
     out = np.empty(_OUT + HIST_BINS)
     bits = flat.view(magnitude.dtype)
-    _summary(flat, bits, before, magnitude, sign, positions, histogram, integral, out)
+    # Not an update: an empty `before`, so that both compile to one specialization per dtype.
+    minus = flat[:0] if before is None else before
+    _summary(flat, bits, minus, magnitude, sign, positions, histogram, integral, out)
     s1, s2, zeros, low, high, squares, lo, width = out[:_OUT].tolist()
-    norm = math.sqrt(squares) if before is not None else math.nan
+    norm = math.nan if before is None else math.sqrt(squares)
     if math.isnan(low):
         return Reduced(None, before_l2=norm)
     first = float(flat[0]) if before is None else float(flat[0] - before[0])
