@@ -1,6 +1,6 @@
 """Statistics and histograms of tensors, computed on the tensor's device.
 
-Tensors in host memory take one fused pass each (`_cpu.moments`, compiled with numba) for min,
+Tensors in host memory take one fused pass each (`_cpu.reduce`, compiled with numba) for min,
 max, mean, std, l2 and zeros, and a histogram of a fixed sample. NaN and Inf show in its exact
 minimum and maximum, and only then do the slower masked passes count them. On accelerators, where
 reading that answer would synchronise, the exact masked passes always run (they are cheap there);
@@ -27,15 +27,17 @@ import sys
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from numpy.typing import NDArray
 
-from . import _cpu
 from . import _reduce as r
 from ._protocol import HIST_BINS, STAT_FIELDS
+
+if TYPE_CHECKING:
+    from . import _cpu
 
 MAX_SAMPLE = 65536
 """Histograms of tensors larger than this are counted from a fixed sample of this many elements."""
@@ -354,6 +356,8 @@ class StatsBatch:
         before: NDArray[Any] | None = None,
         integral: bool = False,
     ) -> _cpu.Reduced:
+        from . import _cpu  # numba: imported at the first host tensor, not with nbviz
+
         n = flat.shape[0]
         sampled = histograms and n > self.max_sample
         index = r.sample_indices(n, self.max_sample, _CPU).numpy() if sampled else None
