@@ -10,9 +10,9 @@ they do. Tiny tensors (up to 4,096 elements) are concatenated in float64 and red
 a fixed number of kernels for all of them.
 
 `StatsBatch` splits the work in two: `add` reduces each tensor at once and keeps only small
-results (and a copy of a histogram's sample), `finish` computes every grid and histogram left and
-copies everything to the host in one go per device. Capture adds all the tensors of a training
-step and finishes once per step.
+results (a host tensor's whole row; a device tensor's statistics and a copy of its histogram's
+sample), `finish` computes the device grids and histograms left and copies everything to the host
+in one go per device. Capture adds all the tensors of a training step and finishes once per step.
 
 Histograms use a stable grid: `HIST_BINS` bins of a power-of-two width, aligned to a multiple of
 that width, so histograms of a tensor at different steps or ranks can be compared and merged. The
