@@ -191,7 +191,7 @@ def _pass(
             end += 1
         _gather(v, index[k:end], first, sample[k:end])
         k = end
-    # The keys back to values (the map is its own inverse), through a one-element buffer.
+    # The keys back to values (the map is its own inverse), through a two-element buffer.
     keys = np.empty_like(buffer_bits[:2])
     keys[0] = low ^ ((low >> sign) & magnitude)
     keys[1] = high ^ ((high >> sign) & magnitude)
@@ -200,6 +200,10 @@ def _pass(
     if not (np.isfinite(lowest) and np.isfinite(highest)):
         lowest = highest = np.nan
     return s1, s2, zeros, lowest, highest, squares
+
+
+_OUT = 8
+"""Scalars at the head of `_summary`'s output."""
 
 
 @_compiled()
@@ -228,10 +232,6 @@ def _summary(
             out[_OUT:] = _count(sample, before[:0], lo, width)
         else:
             out[_OUT:] = _count(x, before, lo, width)
-
-
-_OUT = 8
-"""Scalars at the head of `_summary`'s output."""
 
 
 @dataclass(frozen=True)
