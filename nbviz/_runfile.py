@@ -5,6 +5,8 @@ from __future__ import annotations
 import errno
 import os
 import sqlite3
+import uuid
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Final
 
@@ -121,6 +123,44 @@ def check_creatable(path: Path) -> None:
         )
 
 
+def create_schema(conn: sqlite3.Connection) -> None:
+    """The tables and the base meta of a new run, in the caller's transaction."""
+    for statement in SCHEMA.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+    created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    base = {"format": FORMAT, "schema_version": str(SCHEMA_VERSION), "created": created}
+    conn.executemany("INSERT INTO meta VALUES (?, ?)", base.items())
+
+
+def _create(path: Path) -> None:
+    """A new run file, built under a temporary name beside it and then linked into place: a
+    reader that finds the file (a notebook following a script that has just started) always
+    finds its schema, never an empty database."""
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.creating")
+    try:
+        conn = sqlite3.connect(temporary, isolation_level=None)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            create_schema(conn)
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+        if path.exists():  # empty: an existing empty file becomes the run
+            os.replace(temporary, path)
+            return
+        try:
+            os.link(temporary, path)  # never replaces a run another process created meanwhile
+        except FileExistsError:
+            inspect_existing(path)
+        except OSError:  # a file system without hard links
+            os.replace(temporary, path)
+    except sqlite3.DatabaseError as e:
+        raise OSError(f"cannot create nbviz run {path}: {e}") from e
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
 def open_file(path: Path) -> sqlite3.Connection:
     if path.is_dir():
         raise IsADirectoryError(errno.EISDIR, "an nbviz run must be a file", str(path))
@@ -128,6 +168,7 @@ def open_file(path: Path) -> sqlite3.Connection:
         inspect_existing(path)  # before anything can write to a file that is not ours
     else:
         check_creatable(path)
+        _create(path)
     try:
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10)
         conn.execute("PRAGMA journal_mode = WAL")

@@ -59,7 +59,6 @@ import uuid
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, TypeVar
 
@@ -70,12 +69,11 @@ from ._encoding import NFIELDS, decode_counts, decode_stats, encode_counts, enco
 from ._merge import merge_binned
 from ._protocol import HIST_BINS, STAT_FIELDS
 from ._runfile import (
-    FORMAT,
-    SCHEMA,
     SCHEMA_VERSION,
     UPGRADE_FROM_1,
     check_meta,
     connect_label,
+    create_schema,
     open_file,
 )
 from .records import RECORD_FIELDS, Anomaly, LayerMeta, SeriesKey, StatRecord, StepRecord
@@ -1038,13 +1036,8 @@ def _prepare(
     conn.execute("BEGIN IMMEDIATE")
     try:
         fresh = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
-        if fresh:
-            for statement in SCHEMA.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
-            created = datetime.now(timezone.utc).isoformat(timespec="seconds")
-            base = {"format": FORMAT, "schema_version": str(SCHEMA_VERSION), "created": created}
-            conn.executemany("INSERT INTO meta VALUES (?, ?)", base.items())
+        if fresh:  # in memory; a file is created with its schema (`_runfile.open_file`)
+            create_schema(conn)
         else:
             existing = check_meta(conn, label)
             _check_no_other_writer(existing, label)

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from numpy.typing import NDArray
 
-from nbviz import stats
+from nbviz import _runfile, stats
 from nbviz._encoding import decode_counts, decode_stats, encode_counts, encode_stats
 from nbviz._merge import merge_binned
 from nbviz._protocol import HIST_BINS
@@ -662,3 +662,31 @@ def test_anomalies_beyond_the_cap_are_counted(tmp_path: Path) -> None:
     with Run.open(path) as run:
         assert [a.step for a in run.anomalies] == [0, 1, 2]
         assert run.meta["anomalies_dropped"] == "2"
+
+
+@pytest.mark.parametrize("existing", ["none", "empty file"])
+def test_a_new_run_file_appears_with_its_schema(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, existing: str
+) -> None:
+    """A notebook that opens the file as soon as a script creates it finds a run, never an
+    empty database: the schema is written under a temporary name, then linked into place."""
+    path = tmp_path / "run.nbviz"
+    if existing == "empty file":
+        path.touch()
+    seen: list[bool] = []
+    original = _runfile.create_schema
+
+    def creating(conn: sqlite3.Connection) -> None:
+        seen.append(path.exists() and path.stat().st_size > 0)  # nothing readable there yet
+        original(conn)
+
+    monkeypatch.setattr(_runfile, "create_schema", creating)
+    with RunWriter(path, meta={"who": "me"}) as w:
+        with Run.open(path) as run:  # at once: the schema and its meta are there
+            assert run.meta["format"] == "nbviz-run"
+        w.end_step(StepRecord(0, "train", wall_time=1.0))
+    assert seen == [False]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.nbviz"]  # no temporary left
+    with Run.open(path) as run:
+        assert run.meta["who"] == "me"
+        assert run.steps == [0]
