@@ -806,20 +806,28 @@ def test_kinds_restrict_what_is_recorded() -> None:
 # Non-finite values.
 
 
-def test_first_nan_names_the_layer_that_made_it() -> None:
+def train_poisoned(
+    steps: int, armed: int, device: torch.device | None = None, **options: Any
+) -> ListSink:
+    """`poisoned_mlp` trained for `steps` steps, recorded with `options`; its Poison layer ("1")
+    puts a NaN in its output at step `armed`."""
     torch.manual_seed(0)
-    model = zoo.poisoned_mlp()
+    model = zoo.poisoned_mlp().to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
     sink = ListSink()
-    recorder = Recorder(model, sink, optimizer=optimizer, **EVERYTHING)
     poison = model[1]
     assert isinstance(poison, zoo.Poison)
-    for step in range(5):
-        poison.armed = step == 3
-        model(torch.randn(4, 4)).sum().backward()
-        optimizer.step()
-        optimizer.zero_grad()
-    recorder.close()
+    with Recorder(model, sink, optimizer=optimizer, **options):
+        for step in range(steps):
+            poison.armed = step == armed
+            model(torch.randn(4, 4, device=device)).sum().backward()
+            optimizer.step()
+            optimizer.zero_grad()
+    return sink
+
+
+def test_first_nan_names_the_layer_that_made_it() -> None:
+    sink = train_poisoned(5, armed=3, **EVERYTHING)
     first = sink.anomalies[0]
     assert (first.step, first.phase, first.key.layer, first.key.kind) == (
         3,
@@ -837,18 +845,7 @@ def test_first_nan_names_the_layer_that_made_it() -> None:
 def test_first_nan_between_captured_steps_names_the_layer_that_made_it() -> None:
     """With the default periods (activations every 100 steps), a forward NaN at step 7 is still
     reported at its source, with exact counts, and not as the gradient it poisons."""
-    torch.manual_seed(0)
-    model = zoo.poisoned_mlp()
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
-    sink = ListSink()
-    with Recorder(model, sink, optimizer=optimizer):
-        poison = model[1]
-        assert isinstance(poison, zoo.Poison)
-        for step in range(10):
-            poison.armed = step == 7
-            model(torch.randn(4, 4)).sum().backward()
-            optimizer.step()
-            optimizer.zero_grad()
+    sink = train_poisoned(10, armed=7)
     first = sink.anomalies[0]
     assert (first.step, first.phase, first.key.layer, first.key.kind, first.key.call) == (
         7,

@@ -24,6 +24,7 @@ from test_capture import (
     assert_record,
     numpy_of,
     param_keys,
+    train_poisoned,
 )
 from test_stats import check_grid, check_stats, numpy_counts
 from torch import nn
@@ -248,18 +249,7 @@ def test_grad_scaler_on_the_device() -> None:
 
 
 def test_first_nan_on_the_device_names_the_layer_that_made_it() -> None:
-    torch.manual_seed(0)
-    model = zoo.poisoned_mlp().to(CUDA)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
-    sink = ListSink()
-    poison = model[1]
-    assert isinstance(poison, zoo.Poison)
-    with Recorder(model, sink, optimizer=optimizer, **EVERYTHING):
-        for step in range(5):
-            poison.armed = step == 3
-            model(torch.randn(4, 4, device=CUDA)).sum().backward()
-            optimizer.step()
-            optimizer.zero_grad()
+    sink = train_poisoned(5, armed=3, device=CUDA, **EVERYTHING)
     first = sink.anomalies[0]
     assert (first.step, first.phase, first.key.layer, first.key.kind) == (
         3,
