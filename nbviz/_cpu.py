@@ -52,8 +52,8 @@ def _block(x: Any, bits: Any, magnitude: Any, sign: int, c: float) -> tuple[Any,
     s1 = 0.0
     s2 = 0.0
     zeros = 0
-    low = bits[0] ^ ((bits[0] >> sign) & magnitude)
-    high = low
+    low = magnitude  # past every key's extremes: NaN lies beyond ±Inf
+    high = -magnitude - 1
     for i in range(x.shape[0]):
         d = np.float64(x[i]) - c
         s1 += d

@@ -762,12 +762,12 @@ class _Capture:
             self._add(step, keys, tensors, dtypes, histograms)
         snapshot, self._snapshot = self._snapshot, None
         if snapshot is not None and snapshot.step == step and snapshot.params:
-            # Δw = w_after - w_before, with the ratio ‖Δw‖ / ‖w_before‖: the snapshot holds this
-            # rank's shard too.
+            # Δw = w_after - w_before, with the ratio ‖Δw‖ / ‖w_before‖ (of this rank's shard,
+            # which the snapshot holds: add_updates takes it of a DTensor).
             self._add(
                 step,
                 [p.key("update") for p in snapshot.params],
-                [local(p.param) for p in snapshot.params],
+                [p.param for p in snapshot.params],
                 [_dtype_name(p.param) for p in snapshot.params],
                 histograms,
                 before=snapshot.before,
@@ -986,11 +986,8 @@ def _take_snapshot(step: int, params: list[Param], spare: dict[str, torch.Tensor
                 # Half precision widened: w_after - w_before is then exact in float32.
                 dtype = torch.float32 if before.dtype in _HALF else before.dtype
                 buffer = spare.get(p.qualified)
-                if buffer is None or (buffer.shape, buffer.dtype, buffer.device) != (
-                    before.shape,
-                    dtype,
-                    before.device,
-                ):
+                wanted = (before.shape, dtype, before.device)
+                if buffer is None or (buffer.shape, buffer.dtype, buffer.device) != wanted:
                     buffer = torch.empty(before.shape, dtype=dtype, device=before.device)
                 snapshot.before.append(buffer.copy_(before))
     return snapshot

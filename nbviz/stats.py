@@ -248,7 +248,7 @@ class StatsBatch:
         with torch.no_grad():
             for a, b in zip(after, before, strict=True):
                 a = r.local(a).detach().to(b.dtype)
-                if b.device.type == "cpu" and not self._masked and b.dtype in _HOST_FLOATS:
+                if self._on_host(b) and b.dtype in _HOST_FLOATS:
                     entry, norm = self._host_update(a, b, histograms)
                     self._entries.append(entry)
                     self._extras.append(torch.tensor([norm], dtype=torch.float64))
@@ -293,17 +293,12 @@ class StatsBatch:
     def _entry(self, t: torch.Tensor | None, histograms: bool) -> _Entry:
         if t is None or _has_no_values(t):
             return _Entry(_absent_row())
-        if t.numel() == 0:
-            row = _empty_row()
-            if not histograms:
-                _drop_histogram(row)
-            return _Entry(row)
         n = t.numel()
-        row = np.zeros(_ROW)
-        row[0] = n
-        row[_SAMPLE] = min(n, self.max_sample) if histograms else 0
+        row = self._new_row(n, histograms)
+        if n == 0:
+            return _Entry(row)
         p = r.prepare(t)
-        if p.flat.device == _CPU and not self._masked and type(p.flat) is torch.Tensor:
+        if self._on_host(p.flat):
             return self._host_entry(p, row, histograms)
         entry = _Entry(row, p.flat.device, p.integral, histograms)
         if n <= _TINY:
@@ -329,18 +324,29 @@ class StatsBatch:
                 entry.binned = torch.cat([torch.stack([lo, width]), counts])
         return entry
 
+    def _new_row(self, n: int, histograms: bool) -> NDArray[np.float64]:
+        """The host row of a tensor of n values before its reduction: all of it when n is 0."""
+        if n == 0:
+            row = _empty_row()
+            if not histograms:
+                _drop_histogram(row)
+            return row
+        row = np.zeros(_ROW)
+        row[0] = n
+        row[_SAMPLE] = min(n, self.max_sample) if histograms else 0
+        return row
+
+    def _on_host(self, t: torch.Tensor) -> bool:
+        """Whether `t` takes the fused host pass: a plain tensor in host memory, unless masked."""
+        return t.device == _CPU and not self._masked and type(t) is torch.Tensor
+
     def _host_update(
         self, after: torch.Tensor, before: torch.Tensor, histograms: bool
     ) -> tuple[_Entry, float]:
         """The entry of after - before, computed by the fused host pass, and ‖before‖₂."""
         n = before.numel()
-        row = np.zeros(_ROW)
-        row[0] = n
-        row[_SAMPLE] = min(n, self.max_sample) if histograms else 0
+        row = self._new_row(n, histograms)
         if n == 0:
-            row = _empty_row()
-            if not histograms:
-                _drop_histogram(row)
             return _Entry(row), 0.0
         x = after.contiguous().reshape(-1).numpy()
         y = before.contiguous().reshape(-1).numpy()
