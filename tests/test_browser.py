@@ -69,7 +69,7 @@ def test_quickstart_selection_round_trips(
 
     # 131,072 weights: histogrammed from a sample; "exact" asks the kernel for every element.
     weight = page.locator(".nbviz-histogram [data-tensor='head.fc1.weight']")
-    expect(weight.locator(".nbviz-sampled")).to_contain_text("sampled: 65,536 of 131,072")
+    expect(weight.locator(".nbviz-sampled")).to_contain_text("sampled: 16,384 of 131,072")
     weight.locator("button.nbviz-exact").click()
     expect(weight.locator(".nbviz-exact-note")).to_have_text("exact: all 131,072 elements")
 
