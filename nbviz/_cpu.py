@@ -24,6 +24,7 @@ from typing import Any, TypeVar, cast
 
 import numba
 import numpy as np
+from numba.extending import overload
 from numpy.typing import NDArray
 
 from ._protocol import HIST_BINS
@@ -66,12 +67,57 @@ def _block(x: Any, bits: Any, magnitude: Any, sign: int, c: float) -> tuple[Any,
     return s1, s2, zeros, low, high
 
 
+def _bits(value: Any) -> Any:
+    """A float's bits as the integer of its width (compiled only: see `_bits_of`)."""
+    raise NotImplementedError
+
+
+@overload(_bits)
+def _bits_of(value: Any) -> Any:
+    # The implementations' signatures must match `_bits`'s, annotations included.
+    def single(value: Any) -> Any:
+        return np.float32(value).view(np.int32)
+
+    def double(value: Any) -> Any:
+        return np.float64(value).view(np.int64)
+
+    return {numba.float32: single, numba.float64: double}.get(value)
+
+
+# The weights and their update in one loop, so that each is read from memory once.
 @_compiled(fastmath={"reassoc", "contract"})
-def _squares(y: Any) -> float:
-    total = 0.0
-    for i in range(y.shape[0]):
-        total += np.float64(y[i]) * np.float64(y[i])
-    return total
+def _block_pair(
+    x: Any, bits: Any, before: Any, magnitude: Any, sign: int, c: float, c_delta: float
+) -> tuple[Any, ...]:
+    """`_block` of x and of d = x - before (in x's dtype), then Σbefore²."""
+    s1 = s2 = d1 = d2 = squares = 0.0
+    zeros = delta_zeros = 0
+    low = delta_low = magnitude
+    high = delta_high = -magnitude - 1
+    for i in range(x.shape[0]):
+        v = x[i]
+        w = before[i]
+        d = v - w
+        e = np.float64(v) - c
+        s1 += e
+        s2 += e * e
+        b = bits[i]
+        zeros += (b & magnitude) == 0
+        key = b ^ ((b >> sign) & magnitude)
+        low = min(low, key)
+        high = max(high, key)
+        f = np.float64(d) - c_delta
+        d1 += f
+        d2 += f * f
+        b = _bits(d)
+        delta_zeros += (b & magnitude) == 0
+        key = b ^ ((b >> sign) & magnitude)
+        delta_low = min(delta_low, key)
+        delta_high = max(delta_high, key)
+        squares += np.float64(w) * np.float64(w)
+    return (
+        s1, s2, zeros, low, high, d1, d2, delta_zeros, delta_low, delta_high, squares
+    )  # fmt: skip
 
 
 _LAYOUTS: dict[np.dtype[Any], tuple[Any, int]] = {
@@ -139,9 +185,30 @@ def _count(x: Any, before: Any, lo: float, width: float) -> Any:
 
 
 @_compiled()
-def _gather(v: Any, index: Any, first: int, out: Any) -> None:
+def _gather(x: Any, before: Any, index: Any, out: Any) -> None:
+    """x[index], or with a non-empty `before` x[index] - before[index] in x's dtype."""
+    update = before.shape[0] > 0
     for q in range(index.shape[0]):
-        out[q] = v[np.uint64(index[q] - first)]  # unsigned: no check for negative indices
+        i = np.uint64(index[q])  # unsigned: no check for negative indices
+        out[q] = x[i] - before[i] if update else x[i]
+
+
+@_compiled()
+def _extremes(low: Any, high: Any, magnitude: Any, sign: int, x: Any) -> tuple[float, float]:
+    """The smallest and largest keys back to values (the map is its own inverse), or NaN for
+    both when either lies past the finite keys (NaN or ±Inf)."""
+    keys = np.full(2, magnitude)  # of the integer type of the keys
+    keys[0] = low ^ ((low >> sign) & magnitude)
+    keys[1] = high ^ ((high >> sign) & magnitude)
+    values = keys.view(x.dtype)
+    lowest, highest = np.float64(values[0]), np.float64(values[1])
+    if not (np.isfinite(lowest) and np.isfinite(highest)):
+        return np.nan, np.nan
+    return lowest, highest
+
+
+_OUT = 8
+"""Scalars at the head of each row of `_summary`'s output."""
 
 
 @_compiled()
@@ -152,35 +219,39 @@ def _pass(
     magnitude: Any,
     sign: int,
     index: Any,
-    sample: Any,
-) -> tuple[float, float, int, float, float, float]:
-    """Of v = x (before empty), or x - before in x's dtype (an update): Σ(v - v[0]),
-    Σ(v - v[0])², the zero count, min and max (NaN if any value is NaN or ±Inf), and Σbefore²;
-    block by block, copying v[index] into `sample` (sorted positions) while it is in cache.
+    samples: Any,
+    out: Any,
+) -> None:
+    """Of x into out[0], and with a non-empty `before` of d = x - before in x's dtype (an
+    update) into out[1]: Σ(v - v[0]), Σ(v - v[0])², the zero count, min and max (NaN if any
+    value is NaN or ±Inf); Σbefore² into out[1, 5]. Block by block, copying x[index] and
+    d[index] into `samples` (sorted positions) while the block is in cache.
 
     `bits` is x's view as integers."""
     n = x.shape[0]
-    values = np.empty(_BLOCK, dtype=x.dtype)  # a block of an update
-    buffer_bits = values.view(bits.dtype)
     update = before.shape[0] > 0
-    c = np.float64(x[0] - before[0]) if update else np.float64(x[0])
-    s1 = 0.0
-    s2 = 0.0
-    zeros = 0
-    squares = 0.0
-    low = magnitude  # past every key's extremes: NaN lies beyond ±Inf
-    high = -magnitude - 1
+    c = np.float64(x[0])
+    c_delta = np.float64(x[0] - before[0]) if update else 0.0
+    s1 = s2 = d1 = d2 = squares = 0.0
+    zeros = delta_zeros = 0
+    low = delta_low = magnitude  # past every key's extremes: NaN lies beyond ±Inf
+    high = delta_high = -magnitude - 1
     k = 0
     m = index.shape[0]
     for first in range(0, n, _BLOCK):
         last = min(first + _BLOCK, n)
-        if not update:
-            v, v_bits = x[first:last], bits[first:last]
+        if update:
+            a1, a2, z, lo, hi, e1, e2, ez, elo, ehi, sq = _block_pair(
+                x[first:last], bits[first:last], before[first:last], magnitude, sign, c, c_delta
+            )
+            d1 += e1
+            d2 += e2
+            delta_zeros += ez
+            delta_low = min(delta_low, elo)
+            delta_high = max(delta_high, ehi)
+            squares += sq
         else:
-            v, v_bits = values[: last - first], buffer_bits[: last - first]
-            np.subtract(x[first:last], before[first:last], v)
-            squares += _squares(before[first:last])
-        a1, a2, z, lo, hi = _block(v, v_bits, magnitude, sign, c)
+            a1, a2, z, lo, hi = _block(x[first:last], bits[first:last], magnitude, sign, c)
         s1 += a1
         s2 += a2
         zeros += z
@@ -189,21 +260,29 @@ def _pass(
         end = k
         while end < m and index[end] < last:
             end += 1
-        _gather(v, index[k:end], first, sample[k:end])
+        _gather(x, before[:0], index[k:end], samples[0, k:end])
+        if update:
+            _gather(x, before, index[k:end], samples[1, k:end])
         k = end
-    # The keys back to values (the map is its own inverse), through a two-element buffer.
-    keys = np.empty_like(buffer_bits[:2])
-    keys[0] = low ^ ((low >> sign) & magnitude)
-    keys[1] = high ^ ((high >> sign) & magnitude)
-    extremes = keys.view(x.dtype)
-    lowest, highest = np.float64(extremes[0]), np.float64(extremes[1])
-    if not (np.isfinite(lowest) and np.isfinite(highest)):
-        lowest = highest = np.nan
-    return s1, s2, zeros, lowest, highest, squares
+    lowest, highest = _extremes(low, high, magnitude, sign, x)
+    out[0, 0], out[0, 1], out[0, 2], out[0, 3], out[0, 4] = s1, s2, zeros, lowest, highest
+    if update:
+        lowest, highest = _extremes(delta_low, delta_high, magnitude, sign, x)
+        out[1, 0], out[1, 1], out[1, 2], out[1, 3], out[1, 4] = d1, d2, delta_zeros, lowest, highest
+        out[1, 5] = squares
 
 
-_OUT = 8
-"""Scalars at the head of `_summary`'s output."""
+@_compiled()
+def _histogram(x: Any, before: Any, sample: Any, sampled: bool, integral: bool, row: Any) -> None:
+    """The grid of the row's min and max and the counts of `sample`, or if not `sampled` of all
+    of x (or of x - before), into the row; nothing when the row has NaN or ±Inf."""
+    low, high = row[3], row[4]
+    if np.isnan(low):
+        return
+    lo, width = _grid(low, high, integral)
+    row[6], row[7] = lo, width
+    # The sample holds the values already; otherwise they are read again, while in cache.
+    row[_OUT:] = _count(sample, before[:0], lo, width) if sampled else _count(x, before, lo, width)
 
 
 @_compiled()
@@ -215,23 +294,20 @@ def _summary(
     sign: int,
     index: Any,
     histogram: bool,
+    delta_histogram: bool,
     integral: bool,
     out: Any,
 ) -> None:
-    """`_pass`, then with `histogram` the grid and the counts, into `out` [_OUT + HIST_BINS]:
-    Σ(v - v[0]), Σ(v - v[0])², zeros, min, max, Σbefore², lo, width, counts. One call per
-    tensor: each call from Python costs microseconds."""
-    sample = np.empty(index.shape[0], dtype=x.dtype)
-    s1, s2, zeros, low, high, squares = _pass(x, bits, before, magnitude, sign, index, sample)
-    out[0], out[1], out[2], out[3], out[4], out[5] = s1, s2, zeros, low, high, squares
-    if histogram and not np.isnan(low):
-        lo, width = _grid(low, high, integral)
-        out[6], out[7] = lo, width
-        # The sample holds values of v already; otherwise v is read again, while in cache.
-        if index.shape[0] > 0:
-            out[_OUT:] = _count(sample, before[:0], lo, width)
-        else:
-            out[_OUT:] = _count(x, before, lo, width)
+    """`_pass`, then the histograms asked for, of x into out[0] and of the update into out[1]
+    ([2, _OUT + HIST_BINS]): Σ(v - v[0]), Σ(v - v[0])², zeros, min, max, Σbefore² (out[1]),
+    lo, width, counts. One call per tensor: each call from Python costs microseconds."""
+    m = index.shape[0]
+    samples = np.empty((2, m), dtype=x.dtype)
+    _pass(x, bits, before, magnitude, sign, index, samples, out)
+    if histogram:
+        _histogram(x, before[:0], samples[0], m > 0, integral, out[0])
+    if delta_histogram:
+        _histogram(x, before, samples[1], m > 0, False, out[1])
 
 
 @dataclass(frozen=True)
@@ -242,8 +318,6 @@ class Reduced:
     width: float = math.nan
     counts: NDArray[np.float64] | None = None
     """The histogram [HIST_BINS] on the grid (lo, width), when one was asked for."""
-    before_l2: float = math.nan
-    """‖before‖₂ of an update."""
 
 
 def reduce(
@@ -251,30 +325,62 @@ def reduce(
     index: NDArray[np.int64] | None = None,
     *,
     histogram: bool = False,
-    before: NDArray[Any] | None = None,
     integral: bool = False,
 ) -> Reduced:
-    """Statistics of a non-empty contiguous float32 or float64 array (or of its difference from
-    `before`, of the same dtype and size, never materialised), exact, and with `histogram` its
-    histogram on the stable grid: of all its values, or of those at the sorted positions
-    `index`. `integral`: the values are integers (the width stays at least 1)."""
+    """Statistics of a non-empty contiguous float32 or float64 array, exact, and with
+    `histogram` its histogram on the stable grid: of all its values, or of those at the sorted
+    positions `index`. `integral`: the values are integers (the width stays at least 1)."""
+    out = _run(flat, flat[:0], index, histogram, False, integral)
+    return _reduced(out[0], float(flat[0]), flat.shape[0], histogram)
+
+
+def reduce_update(
+    after: NDArray[Any],
+    before: NDArray[Any],
+    index: NDArray[np.int64] | None = None,
+    *,
+    histogram: bool = False,
+    delta_histogram: bool = False,
+) -> tuple[Reduced, Reduced, float]:
+    """`reduce` of `after` and of the update after - before (in their dtype, as torch.sub
+    gives it; never materialised), and ‖before‖₂, from one pass over both: each is read once.
+    `histogram` asks for after's histogram, `delta_histogram` for the update's."""
+    out = _run(after, before, index, histogram, delta_histogram, False)
+    n = after.shape[0]
+    weights = _reduced(out[0], float(after[0]), n, histogram)
+    update = _reduced(out[1], float(after[0] - before[0]), n, delta_histogram)
+    return weights, update, math.sqrt(out[1, 5])
+
+
+def _run(
+    flat: NDArray[Any],
+    before: NDArray[Any],
+    index: NDArray[np.int64] | None,
+    histogram: bool,
+    delta_histogram: bool,
+    integral: bool,
+) -> NDArray[np.float64]:
     magnitude, sign = _LAYOUTS[flat.dtype]
-    n = flat.shape[0]
-    positions = _NO_INDEX if index is None or not histogram else index
-    out = np.empty(_OUT + HIST_BINS)
+    positions = _NO_INDEX if index is None or not (histogram or delta_histogram) else index
+    out = np.empty((2, _OUT + HIST_BINS))
     bits = flat.view(magnitude.dtype)
     # Not an update: an empty `before`, so that both compile to one specialization per dtype.
-    minus = flat[:0] if before is None else before
-    _summary(flat, bits, minus, magnitude, sign, positions, histogram, integral, out)
-    s1, s2, zeros, low, high, squares, lo, width = out[:_OUT].tolist()
-    norm = math.nan if before is None else math.sqrt(squares)
+    _summary(
+        flat, bits, before, magnitude, sign, positions, histogram, delta_histogram, integral, out
+    )
+    return out
+
+
+def _reduced(row: NDArray[np.float64], first: float, n: int, histogram: bool) -> Reduced:
+    """The moments (and histogram) of a row of `_summary`'s output, whose first value was
+    `first`."""
+    s1, s2, zeros, low, high, _, lo, width = row[:_OUT].tolist()
     if math.isnan(low):
-        return Reduced(None, before_l2=norm)
-    first = float(flat[0]) if before is None else float(flat[0] - before[0])
+        return Reduced(None)
     mean = first + s1 / n
     spread = max(s2 - s1 * s1 / n, 0.0)
     l2 = math.sqrt(max(spread + mean * mean * n, 0.0))
     moments = np.array([low, high, mean, math.sqrt(spread / n), l2, zeros])
     if not histogram:
-        return Reduced(moments, before_l2=norm)
-    return Reduced(moments, lo, width, out[_OUT:], norm)
+        return Reduced(moments)
+    return Reduced(moments, lo, width, row[_OUT:])

@@ -749,21 +749,13 @@ class _Capture:
 
     def _record_weights_and_updates(self, step: int) -> None:
         histograms = step % self.periods.histograms == 0
-        keys: list[SeriesKey] = []
-        tensors: list[torch.Tensor] = []
-        dtypes: list[str] = []
-        if "weight" in self.kinds and step % self.periods.every == 0:
-            for p in self.params:
-                if not is_lazy(p.param):  # nothing to summarise before the first forward
-                    keys.append(p.key("weight"))
-                    tensors.append(p.param.detach())
-                    dtypes.append(_dtype_name(p.param))
-        if tensors:
-            self._add(step, keys, tensors, dtypes, histograms)
+        weights_due = "weight" in self.kinds and step % self.periods.every == 0
         snapshot, self._snapshot = self._snapshot, None
+        fused: set[str] = set()
         if snapshot is not None and snapshot.step == step and snapshot.params:
             # Δw = w_after - w_before, with the ratio ‖Δw‖ / ‖w_before‖ (of this rank's shard,
-            # which the snapshot holds: add_updates takes it of a DTensor).
+            # which the snapshot holds: add_updates takes it of a DTensor). The weights of
+            # these parameters are measured in the same pass.
             self._add(
                 step,
                 [p.key("update") for p in snapshot.params],
@@ -771,11 +763,25 @@ class _Capture:
                 [_dtype_name(p.param) for p in snapshot.params],
                 histograms,
                 before=snapshot.before,
+                weights=[p.key("weight") for p in snapshot.params] if weights_due else None,
             )
+            fused = {p.qualified for p in snapshot.params} if weights_due else fused
             if self.periods.updates == 1:  # fresh copies every step would fault their pages in
                 self._spare = {
                     p.qualified: b for p, b in zip(snapshot.params, snapshot.before, strict=True)
                 }
+        if weights_due:
+            # Not in the optimizer, frozen, or lazy (nothing to summarise before the first
+            # forward).
+            rest = [p for p in self.params if p.qualified not in fused and not is_lazy(p.param)]
+            if rest:
+                self._add(
+                    step,
+                    [p.key("weight") for p in rest],
+                    [p.param.detach() for p in rest],
+                    [_dtype_name(p.param) for p in rest],
+                    histograms,
+                )
 
     # Steps.
 
@@ -825,36 +831,37 @@ class _Capture:
         slots: list[tuple[int, int, int]] | None = None,
         undecided: _Undecided | None = None,
         before: list[torch.Tensor] | None = None,
+        weights: list[SeriesKey] | None = None,
     ) -> None:
         """Reduces `tensors` now; their records are emitted by the next `flush`.
 
         `slots` place `extras` in the diagnostics: (tensor, column, extra); the ratio column
         divides the tensor's L2 norm by its extra. With `before`, the records are of the
-        updates tensors[i] - before[i], with their ratios. Records of an `undecided` pass wait
-        in it until it is decided.
+        updates tensors[i] - before[i], with their ratios, and with `weights` (their keys) also
+        of the weights tensors[i]. Records of an `undecided` pass wait in it until it is decided.
         """
         with self._lock:
             if undecided is not None and undecided.decided == "eval":
                 return
+            pending: list[_Pending] = []
             if before is not None:
-                first, first_extra = self.batch.add_updates(tensors, before, histograms=histograms)
+                first, first_extra = self.batch.add_updates(
+                    tensors, before, histograms=histograms, weights=weights is not None
+                )
+                if weights is not None:  # their rows come first
+                    pending.append(_Pending(step, weights, dtypes, histograms, first, []))
+                    first += len(tensors)
                 slots = [(k, RATIO, k) for k in range(len(tensors))]
             else:
                 first, first_extra = self.batch.add(
                     tensors, histograms=histograms, extras=extras or ()
                 )
-            pending = _Pending(
-                step,
-                keys,
-                dtypes,
-                histograms,
-                first,
-                [(row, column, first_extra + extra) for row, column, extra in slots or []],
-            )
+            slots = [(row, column, first_extra + extra) for row, column, extra in slots or []]
+            pending.append(_Pending(step, keys, dtypes, histograms, first, slots))
             if undecided is not None and not undecided.decided:
-                undecided.held.append(pending)
+                undecided.held += pending
             else:
-                self._pending.append(pending)
+                self._pending += pending
 
     def flush(self) -> None:
         """Finishes the step's batch (one host copy per device) and emits its records."""

@@ -27,7 +27,7 @@ import sys
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -242,23 +242,35 @@ class StatsBatch:
         return entry
 
     def add_updates(
-        self, after: Sequence[torch.Tensor], before: Sequence[torch.Tensor], *, histograms: bool
+        self,
+        after: Sequence[torch.Tensor],
+        before: Sequence[torch.Tensor],
+        *,
+        histograms: bool,
+        weights: bool = False,
     ) -> tuple[int, int]:
         """Rows of the updates after[i] - before[i], and extras ‖before[i]‖₂ (after any extras
-        already added); returns where both start. `before` holds copies, which may be
-        overwritten: on the host the difference is never materialised, elsewhere it is
-        computed in place. Half-precision `after` is widened to `before`'s float32."""
+        already added); returns where both start. With `weights`, the rows of after[i]
+        themselves come first (then the updates'), from the same pass on the host: each tensor
+        is read once. `before` holds copies, which may be overwritten: on the host the
+        difference is never materialised, elsewhere it is computed in place. Half-precision
+        `after` is widened to `before`'s float32."""
         first = (len(self._entries), len(self._extras))
+        measured: list[_Entry] = []
+        updates: list[_Entry] = []
         with torch.no_grad():
             for a, b in zip(after, before, strict=True):
                 a = r.local(a).detach().to(b.dtype)
                 if self._on_host(b) and b.dtype in _HOST_FLOATS:
-                    entry, norm = self._host_update(a, b, histograms)
-                    self._entries.append(entry)
+                    weight, update, norm = self._host_update(a, b, histograms, weights)
+                    measured += [weight] if weight is not None else []
+                    updates.append(update)
                     self._extras.append(torch.tensor([norm], dtype=torch.float64))
                 else:
+                    measured += [self._entry(a, histograms)] if weights else []
                     self._extras.append(torch.linalg.vector_norm(b).double().reshape(1))
-                    self._entries.append(self._entry(torch.sub(a, b, out=b), histograms))
+                    updates.append(self._entry(torch.sub(a, b, out=b), histograms))
+        self._entries += measured + updates
         return first
 
     def finish(self) -> tuple[Summaries, NDArray[np.float64]]:
@@ -345,39 +357,46 @@ class StatsBatch:
         return t.device == _CPU and not self._masked and type(t) is torch.Tensor
 
     def _host_update(
-        self, after: torch.Tensor, before: torch.Tensor, histograms: bool
-    ) -> tuple[_Entry, float]:
-        """The entry of after - before, computed by the fused host pass, and ‖before‖₂."""
+        self, after: torch.Tensor, before: torch.Tensor, histograms: bool, weights: bool
+    ) -> tuple[_Entry | None, _Entry, float]:
+        """With `weights` the entry of after, then that of after - before, and ‖before‖₂: one
+        fused host pass over both."""
         n = before.numel()
-        row = self._new_row(n, histograms)
         if n == 0:
-            return _Entry(row), 0.0
-        x = after.contiguous().reshape(-1).numpy()
-        y = before.contiguous().reshape(-1).numpy()
-        reduced = self._host_reduce(x, histograms, before=y)
-        if reduced.moments is None:  # the masked passes count the NaN and Inf
-            return self._entry(torch.sub(after, before, out=before), histograms), reduced.before_l2
-        return _host_row(row, reduced), reduced.before_l2
-
-    def _host_reduce(
-        self,
-        flat: NDArray[Any],
-        histograms: bool,
-        before: NDArray[Any] | None = None,
-        integral: bool = False,
-    ) -> _cpu.Reduced:
+            row = self._new_row(0, histograms)
+            return (_Entry(row.copy()) if weights else None), _Entry(row), 0.0
         from . import _cpu  # numba: imported at the first host tensor, not with nbviz
 
-        n = flat.shape[0]
-        sampled = histograms and n > self.max_sample
-        index = r.sample_indices(n, self.max_sample, _CPU).numpy() if sampled else None
-        return _cpu.reduce(flat, index, histogram=histograms, before=before, integral=integral)
+        x = after.contiguous().reshape(-1).numpy()
+        y = before.contiguous().reshape(-1).numpy()
+        index = self._sample(n, histograms)
+        weight, update, norm = _cpu.reduce_update(
+            x, y, index, histogram=histograms and weights, delta_histogram=histograms
+        )
+        measured = None
+        if weights and weight.moments is None:  # NaN or Inf: the masked passes count them
+            measured = self._entry(after, histograms)
+        elif weights:
+            measured = _host_row(self._new_row(n, histograms), weight)
+        if update.moments is None:
+            return measured, self._entry(torch.sub(after, before, out=before), histograms), norm
+        return measured, _host_row(self._new_row(n, histograms), update), norm
+
+    def _sample(self, n: int, histograms: bool) -> NDArray[np.int64] | None:
+        """The sorted positions a histogram of n values counts, or None for all of them."""
+        if not histograms or n <= self.max_sample:
+            return None
+        return r.sample_indices(n, self.max_sample, _CPU).numpy()
 
     def _host_entry(self, p: r.Prepared, row: NDArray[np.float64], histograms: bool) -> _Entry:
         """A tensor in host memory: one fused pass (`_cpu.reduce`) for its statistics and its
         histogram's values; the masked passes only where NaN or Inf turns up."""
+        from . import _cpu
+
         n = int(row[0])
-        reduced = self._host_reduce(p.flat.contiguous().numpy(), histograms, integral=p.integral)
+        flat = p.flat.contiguous().numpy()
+        index = self._sample(n, histograms)
+        reduced = _cpu.reduce(flat, index, histogram=histograms, integral=p.integral)
         if reduced.moments is None:  # the masked passes count the NaN and Inf
             full = _exact_row(p, min(n, self.max_sample), self.max_sample)
             if not histograms:

@@ -134,32 +134,50 @@ def test_the_grid_is_the_device_grid(integral: bool) -> None:
 
 @pytest.mark.parametrize("dtype", FLOATS)
 @pytest.mark.parametrize("n", [1, 4096, 100_001])
-def test_an_update_is_reduced_without_materialising_it(dtype: type[np.floating], n: int) -> None:
-    """after - before in their dtype (what torch.sub gives), and ‖before‖₂ from the same pass."""
+def test_weights_and_their_update_in_one_pass(dtype: type[np.floating], n: int) -> None:
+    """after itself, after - before in their dtype (what torch.sub gives), never materialised,
+    and ‖before‖₂: all from one pass."""
     rng = np.random.default_rng(n)
     before = rng.standard_normal(n).astype(dtype)
     after = (before - rng.standard_normal(n).astype(dtype) * 1e-3).astype(dtype)
     after[::7] = before[::7]  # zero updates, frozen entries
+    after[1::11] = 0.0  # zero weights
     index = np.sort(rng.integers(0, n, min(n, 5000)))
     delta = after - before
-    for positions in (index, None):  # a sample of the update, or all of it
-        reduced = _cpu.reduce(after, positions, histogram=True, before=before)
-        assert_moments(reduced.moments, delta)
-        assert reduced.counts is not None
-        values = delta if positions is None else delta[positions]
-        np.testing.assert_array_equal(
-            reduced.counts, histogram_of(values, reduced.lo, reduced.width)
+    for positions in (index, None):  # a sample, or every value
+        weights, update, norm = _cpu.reduce_update(
+            after, before, positions, histogram=True, delta_histogram=True
         )
-    np.testing.assert_allclose(
-        reduced.before_l2, np.sqrt(np.sum(before.astype(np.float64) ** 2)), rtol=1e-12
-    )
+        for reduced, values in ((weights, after), (update, delta)):
+            assert_moments(reduced.moments, values)
+            assert reduced.counts is not None
+            counted = values if positions is None else values[positions]
+            np.testing.assert_array_equal(
+                reduced.counts, histogram_of(counted, reduced.lo, reduced.width)
+            )
+        np.testing.assert_allclose(
+            norm, np.sqrt(np.sum(before.astype(np.float64) ** 2)), rtol=1e-12
+        )
+    weights, update, _ = _cpu.reduce_update(after, before, index, delta_histogram=True)
+    assert weights.counts is None  # only what was asked for
+    assert update.counts is not None
 
 
-def test_an_update_with_nan_leaves_the_fast_path() -> None:
+@pytest.mark.parametrize("where", ["after", "before", "overflow"])
+def test_nan_or_inf_in_weights_or_update_leaves_the_fast_path(where: str) -> None:
+    """Each of the two leaves the fast path on its own: an Inf weight makes an Inf update, but
+    an Inf before, or a finite difference that overflows, spoils the update only."""
     before = np.zeros(5000, dtype=np.float32)
     after = before.copy()
-    after[4321] = math.inf
-    assert _cpu.reduce(after, before=before).moments is None
+    if where == "after":
+        after[4321] = math.inf
+    elif where == "before":
+        before[4321] = math.inf
+    else:
+        after[4321], before[4321] = 3e38, -3e38  # the difference overflows float32
+    weights, update, _ = _cpu.reduce_update(after, before)
+    assert update.moments is None
+    assert (weights.moments is None) == (where == "after")
 
 
 @pytest.mark.parametrize("dtype", FLOATS)

@@ -486,3 +486,34 @@ def test_a_tensor_added_again_unchanged_is_measured_once(
     measured.clear()
     batch.add([x])  # a new batch remembers nothing
     assert measured == [70_000]
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_weights_and_updates_added_together(masked: bool) -> None:
+    """add_updates with weights: the rows of the weights, then of the updates, each as if added
+    alone; an Inf weight (and so its update) and a half-precision weight included."""
+    generator = torch.Generator().manual_seed(5)
+    after = [
+        torch.randn(70_000, generator=generator),
+        torch.randn(300, generator=generator).to(torch.bfloat16),
+        torch.randn(5000, generator=generator),
+        torch.zeros(0),
+    ]
+    after[2][17] = math.inf
+    before = [(a.float() + 1e-3 * torch.randn(a.shape, generator=generator)) for a in after]
+    deltas = [(a.float() - b).numpy() for a, b in zip(after, before, strict=True)]
+    norms = [float(np.linalg.norm(b.double().numpy())) for b in before]
+    batch = stats.StatsBatch(masked=masked)
+    assert batch.add_updates(after, [b.clone() for b in before], histograms=True, weights=True) == (
+        0,
+        0,
+    )
+    got, extras = batch.finish()
+    alone, _ = stats.summarize_batch(
+        [a.float() for a in after] + [torch.from_numpy(d) for d in deltas]
+    )
+    for row, values in zip(got.stats, [a.float().numpy() for a in after] + deltas, strict=True):
+        check_stats(row, values)
+    for field in ("counts", "lo", "width", "sample"):
+        np.testing.assert_array_equal(getattr(got, field), getattr(alone, field), err_msg=field)
+    np.testing.assert_allclose(extras, norms, rtol=1e-6)
