@@ -259,6 +259,20 @@ def _shutdown(shared: _Shared) -> None:
         thread.join()
 
 
+_NICENESS: Final = 10
+
+
+def _yield_to_training() -> None:
+    """Lowers the calling thread's priority where threads have their own (Linux): where the
+    training loop keeps every core busy, the writer then runs in its gaps instead of taking
+    turns with it, and catches up whenever training waits."""
+    if sys.platform.startswith("linux"):
+        thread = threading.get_native_id()
+        with contextlib.suppress(OSError):
+            niceness = os.getpriority(os.PRIO_PROCESS, thread) + _NICENESS
+            os.setpriority(os.PRIO_PROCESS, thread, min(niceness, 19))
+
+
 class _Worker:
     """The writer thread: encodes, writes, thins and commits; owns the connection."""
 
@@ -319,6 +333,7 @@ class _Worker:
     # -- the loop ---------------------------------------------------------------------------
 
     def run(self) -> None:
+        _yield_to_training()
         try:
             self._loop()
         except BaseException as e:  # the loop itself broke: keep it for the caller
