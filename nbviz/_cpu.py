@@ -12,6 +12,10 @@ and copies the histogram's sample on the way, while each block is in cache.
   sqrt(n) standard deviations of the mean (Samuelson's inequality), so the cancellation costs at
   most a factor n of float64's precision: ~1e-9 relative for 10M elements.
 
+Tensors from 256K elements are split into runs of whole blocks, one per thread of torch's own
+OpenMP team: after each op its threads spin a while waiting for work, so a thread of our own would
+take turns with them, while a region on their team runs on them at once.
+
 The kernels compile at their first call and are cached on disk (numba's `cache=True`).
 """
 
@@ -24,6 +28,7 @@ from typing import Any, TypeVar, cast
 
 import numba
 import numpy as np
+import torch
 from numba.extending import overload
 from numpy.typing import NDArray
 
@@ -218,17 +223,18 @@ def _pass(
     before: Any,
     magnitude: Any,
     sign: int,
+    start: int,
+    stop: int,
     index: Any,
     samples: Any,
     out: Any,
 ) -> None:
-    """Of x into out[0], and with a non-empty `before` of d = x - before in x's dtype (an
-    update) into out[1]: Σ(v - v[0]), Σ(v - v[0])², the zero count, min and max (NaN if any
-    value is NaN or ±Inf); Σbefore² into out[1, 5]. Block by block, copying x[index] and
-    d[index] into `samples` (sorted positions) while the block is in cache.
+    """Of x[start:stop] into out[0], and with a non-empty `before` of d = x - before in x's
+    dtype (an update) into out[1]: Σ(v - v[0]), Σ(v - v[0])², the zero count, min and max (NaN
+    if any value is NaN or ±Inf); Σbefore² into out[1, 5]. Block by block, copying x[index] and
+    d[index] into `samples` (sorted positions, all in [start, stop)) while the block is in cache.
 
     `bits` is x's view as integers."""
-    n = x.shape[0]
     update = before.shape[0] > 0
     c = np.float64(x[0])
     c_delta = np.float64(x[0] - before[0]) if update else 0.0
@@ -238,8 +244,8 @@ def _pass(
     high = delta_high = -magnitude - 1
     k = 0
     m = index.shape[0]
-    for first in range(0, n, _BLOCK):
-        last = min(first + _BLOCK, n)
+    for first in range(start, stop, _BLOCK):
+        last = min(first + _BLOCK, stop)
         if update:
             a1, a2, z, lo, hi, e1, e2, ez, elo, ehi, sq = _block_pair(
                 x[first:last], bits[first:last], before[first:last], magnitude, sign, c, c_delta
@@ -272,6 +278,39 @@ def _pass(
         out[1, 5] = squares
 
 
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _parts(
+    x: Any,
+    bits: Any,
+    before: Any,
+    magnitude: Any,
+    sign: int,
+    index: Any,
+    samples: Any,
+    parts: int,
+    out: Any,
+) -> None:
+    """`_pass` of x split into `parts` runs of whole blocks, one per thread, then combined."""
+    n = x.shape[0]
+    blocks = -(-n // _BLOCK)
+    results = np.empty((parts, 2, 6))
+    for p in numba.prange(parts):
+        start = blocks * p // parts * _BLOCK
+        stop = min(blocks * (p + 1) // parts * _BLOCK, n)
+        i = np.searchsorted(index, start)
+        j = np.searchsorted(index, stop)
+        _pass(
+            x, bits, before, magnitude, sign, start, stop, index[i:j], samples[:, i:j], results[p]
+        )
+    for row in range(2 if before.shape[0] > 0 else 1):
+        part = results[:, row]
+        for column in (0, 1, 2, 5):
+            out[row, column] = part[:, column].sum()
+        finite = not np.isnan(part[:, 3]).any()
+        out[row, 3] = part[:, 3].min() if finite else np.nan
+        out[row, 4] = part[:, 4].max() if finite else np.nan
+
+
 @_compiled()
 def _histogram(x: Any, before: Any, sample: Any, sampled: bool, integral: bool, row: Any) -> None:
     """The grid of the row's min and max and the counts of `sample`, or if not `sampled` of all
@@ -283,6 +322,24 @@ def _histogram(x: Any, before: Any, sample: Any, sampled: bool, integral: bool, 
     row[6], row[7] = lo, width
     # The sample holds the values already; otherwise they are read again, while in cache.
     row[_OUT:] = _count(sample, before[:0], lo, width) if sampled else _count(x, before, lo, width)
+
+
+@_compiled()
+def _histograms(
+    x: Any,
+    before: Any,
+    samples: Any,
+    sampled: bool,
+    histogram: bool,
+    delta_histogram: bool,
+    integral: bool,
+    out: Any,
+) -> None:
+    """After `_pass`: the histograms asked for, of x into out[0] and of the update into out[1]."""
+    if histogram:
+        _histogram(x, before[:0], samples[0], sampled, integral, out[0])
+    if delta_histogram:
+        _histogram(x, before, samples[1], sampled, False, out[1])
 
 
 @_compiled()
@@ -298,16 +355,13 @@ def _summary(
     integral: bool,
     out: Any,
 ) -> None:
-    """`_pass`, then the histograms asked for, of x into out[0] and of the update into out[1]
-    ([2, _OUT + HIST_BINS]): Σ(v - v[0]), Σ(v - v[0])², zeros, min, max, Σbefore² (out[1]),
-    lo, width, counts. One call per tensor: each call from Python costs microseconds."""
-    m = index.shape[0]
-    samples = np.empty((2, m), dtype=x.dtype)
-    _pass(x, bits, before, magnitude, sign, index, samples, out)
-    if histogram:
-        _histogram(x, before[:0], samples[0], m > 0, integral, out[0])
-    if delta_histogram:
-        _histogram(x, before, samples[1], m > 0, False, out[1])
+    """`_pass`, then `_histograms`, into out ([2, _OUT + HIST_BINS]): Σ(v - v[0]),
+    Σ(v - v[0])², zeros, min, max, Σbefore² (out[1]), lo, width, counts. One call per tensor:
+    each call from Python costs microseconds."""
+    samples = np.empty((2, index.shape[0]), dtype=x.dtype)
+    _pass(x, bits, before, magnitude, sign, 0, x.shape[0], index, samples, out)
+    sampled = index.shape[0] > 0
+    _histograms(x, before, samples, sampled, histogram, delta_histogram, integral, out)
 
 
 @dataclass(frozen=True)
@@ -365,10 +419,45 @@ def _run(
     out = np.empty((2, _OUT + HIST_BINS))
     bits = flat.view(magnitude.dtype)
     # Not an update: an empty `before`, so that both compile to one specialization per dtype.
-    _summary(
-        flat, bits, before, magnitude, sign, positions, histogram, delta_histogram, integral, out
-    )
+    wanted = (histogram, delta_histogram, integral)
+    parts = _threads() if flat.shape[0] >= _SPLIT else 1
+    if parts == 1:
+        _summary(flat, bits, before, magnitude, sign, positions, *wanted, out)
+        return out
+    # Compiled apart from `_summary`, at the first large tensor: it takes as long again.
+    first = not _layer
+    samples = np.empty((2, positions.shape[0]), dtype=flat.dtype)
+    _parts(flat, bits, before, magnitude, sign, positions, samples, parts, out)
+    if first:
+        _first_parallel_pass(parts)
+    _histograms(flat, before, samples, positions.shape[0] > 0, *wanted, out)
     return out
+
+
+_SPLIT = 1 << 18
+"""Elements from which a pass is split between threads: below, a second one costs more."""
+_layer: list[str] = []  # numba's threading layer, once a parallel pass has run
+
+
+def _threads() -> int:
+    """Threads for a large tensor's pass: torch's own count, on its OpenMP team, which numba's
+    'omp' layer shares (its GOMP calls bind to the libgomp torch loaded). 1 where numba's
+    layer is another (its threads would take turns with torch's spinning ones) or cannot
+    match torch's count."""
+    wanted = torch.get_num_threads()
+    most = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]
+    if _layer not in ([], ["omp"]) or not 2 <= wanted <= most:
+        return 1
+    numba.set_num_threads(wanted)
+    return wanted
+
+
+def _first_parallel_pass(threads: int) -> None:
+    """numba starts its layer at the first parallel pass: keep it only if it is torch's OpenMP,
+    and give torch back its thread count, which starting the layer sets to numba's."""
+    _layer.append(numba.threading_layer())  # type: ignore[attr-defined]
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
 
 
 def _reduced(row: NDArray[np.float64], first: float, n: int, histogram: bool) -> Reduced:

@@ -4,6 +4,9 @@ a sample, updates that are never materialised, and the grid against the device's
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -194,3 +197,61 @@ def test_binning_matches_numpy(dtype: type[np.floating], lo: float, width: float
     np.testing.assert_array_equal(
         _cpu._count(x, x[:0], lo, width), np.bincount(want.astype(int), minlength=HIST_BINS)
     )
+
+
+def test_a_pass_split_between_threads_gives_what_one_thread_gives(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Large tensors are reduced on torch's threads, in runs of whole blocks: the same extremes,
+    zeros and counts as one thread, sums within rounding, and NaN or Inf found in any run."""
+    if torch.get_num_threads() < 2:
+        pytest.skip("torch runs on one thread here")
+    rng = np.random.default_rng(11)
+    n = 3 * _cpu._SPLIT + 4097
+    before = rng.standard_normal(n).astype(np.float32)
+    after = (before - rng.standard_normal(n).astype(np.float32) * 1e-3).astype(np.float32)
+    after[::5] = 0.0
+    split = n // 4096 // 2 * 4096  # where two threads part
+    index = np.sort(np.concatenate([rng.integers(0, n, 20_000), [0, split - 1, split, n - 1]]))
+
+    def both() -> list[tuple[_cpu.Reduced, _cpu.Reduced, float]]:
+        one = _cpu.reduce_update(after, before, index, histogram=True, delta_histogram=True)
+        monkeypatch.setattr(_cpu, "_SPLIT", n + 1)
+        alone = _cpu.reduce_update(after, before, index, histogram=True, delta_histogram=True)
+        monkeypatch.undo()
+        return [one, alone]
+
+    (weights, update, norm), (weights_1, update_1, norm_1) = both()
+    assert _cpu._layer  # a parallel pass ran
+    for split_, single, values in ((weights, weights_1, after), (update, update_1, after - before)):
+        assert_moments(split_.moments, values)
+        assert split_.moments is not None
+        assert single.moments is not None
+        np.testing.assert_array_equal(split_.moments[[0, 1, 5]], single.moments[[0, 1, 5]])
+        np.testing.assert_allclose(split_.moments, single.moments, rtol=1e-12)
+        assert (split_.lo, split_.width) == (single.lo, single.width)
+        np.testing.assert_array_equal(split_.counts, single.counts)
+    assert norm == pytest.approx(norm_1, rel=1e-12)
+    after[split + 3] = math.nan  # in the second run only
+    weights, update, _ = _cpu.reduce_update(after, before)
+    assert weights.moments is None
+    assert update.moments is None
+
+
+def test_a_parallel_pass_leaves_torch_its_thread_count() -> None:
+    """numba sets torch's OpenMP thread count to its own when it starts its threads: it is put
+    back. In a fresh process, with numba told of more threads than torch uses."""
+    script = (
+        "import numpy as np, torch\n"
+        "torch.set_num_threads(2)\n"
+        "from nbviz import _cpu\n"
+        "_cpu.reduce(np.ones(1 << 20, dtype=np.float32))\n"
+        "print(torch.get_num_threads(), _cpu._layer)\n"
+    )
+    env = {**os.environ, "NUMBA_NUM_THREADS": "4"}
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+    )
+    threads, layer = done.stdout.split(maxsplit=1)
+    assert threads == "2"
+    assert layer.strip() != "[]"  # the parallel pass ran
