@@ -364,6 +364,29 @@ def _summary(
     _histograms(x, before, samples, sampled, histogram, delta_histogram, integral, out)
 
 
+@_compiled()
+def _dead(x: Any, outer: int, channels: int, inner: int) -> int:
+    """Channels of x ([outer, channels, inner], contiguous) with no value above 0 (NaN is not):
+    a channel is done at its first positive value, so live ones cost a few reads."""
+    alive = np.zeros(channels, dtype=np.bool_)
+    for o in range(outer):
+        base = o * channels * inner
+        for c in range(channels):
+            if not alive[c]:
+                start = base + c * inner
+                for i in range(start, start + inner):
+                    if x[i] > 0:
+                        alive[c] = True
+                        break
+    return channels - int(alive.sum())
+
+
+def dead_channels(flat: NDArray[Any], outer: int, channels: int, inner: int) -> int:
+    """How many of the channels of `flat` ([outer, channels, inner], contiguous float32 or
+    float64, non-empty) hold no positive value."""
+    return int(_dead(flat, outer, channels, inner))
+
+
 @dataclass(frozen=True)
 class Reduced:
     moments: NDArray[np.float64] | None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import fields, is_dataclass
 from typing import Any, Final
@@ -17,6 +18,7 @@ _NSTATS: Final = RECORD_FIELDS.index(DIAGNOSTICS[0])
 if RECORD_FIELDS[_NSTATS:] != DIAGNOSTICS:
     raise ImportError(f"nbviz writes {DIAGNOSTICS} after the statistics")
 DEAD, SATURATED, RATIO = range(len(DIAGNOSTICS))
+_HOST_FLOATS: Final = (torch.float32, torch.float64)
 
 
 def output_tensors(value: Any, path: str, skipped: list[str]) -> Iterator[tuple[str, torch.Tensor]]:
@@ -69,11 +71,15 @@ def dead_fraction(y: torch.Tensor) -> torch.Tensor | None:
     """Fraction of channels never positive across the batch (and positions)."""
     if not y.is_floating_point() or y.numel() == 0 or y.dim() == 0:
         return None
-    if y.dim() == 1:
-        peak = y  # no batch: each element is its own channel
-    else:
-        channel = _channel_dim(y.dim())
-        peak = y.amax(dim=[d for d in range(y.dim()) if d != channel])
+    channel = 0 if y.dim() == 1 else _channel_dim(y.dim())  # 1-D: each element is a channel
+    if y.device.type == "cpu" and y.dtype in _HOST_FLOATS and y.is_contiguous():
+        from . import _cpu  # numba: imported at the first host tensor, not with nbviz
+
+        shape = y.shape
+        outer, inner = math.prod(shape[:channel]), math.prod(shape[channel + 1 :])
+        dead = _cpu.dead_channels(y.detach().reshape(-1).numpy(), outer, shape[channel], inner)
+        return torch.tensor(dead / shape[channel], dtype=torch.float64)
+    peak = y if y.dim() == 1 else y.amax(dim=[d for d in range(y.dim()) if d != channel])
     alive = torch.count_nonzero(peak > 0)  # NaN is not alive
     return (peak.numel() - alive) / peak.numel()
 

@@ -900,11 +900,16 @@ def test_dead_fraction_per_channel(shape: tuple[int, ...], channel_axes: tuple[i
     index: list[Any] = [slice(None)] * len(shape)
     index[channel] = dead
     y[tuple(index)] = 0.0
-    expected = (numpy_of(y).max(axis=channel_axes) <= 0).mean()
-    value = dead_fraction(y)
-    assert value is not None
-    assert float(value) == pytest.approx(expected)
+    y[(0,) * len(shape)] = math.nan  # NaN is not alive
+    expected = (np.nan_to_num(numpy_of(y), nan=-1.0).max(axis=channel_axes) <= 0).mean()
     assert expected >= 1 / 3
+    # Contiguous float32 on the host: the host kernel; bfloat16 (exact for 0 and NaN), a
+    # non-contiguous copy: torch's reductions.
+    strided = torch.empty(y.shape[::-1]).permute(*reversed(range(len(shape)))).copy_(y)
+    for variant in (y, y.double(), y.bfloat16(), strided):
+        value = dead_fraction(variant)
+        assert value is not None
+        assert float(value) == pytest.approx(expected)
 
 
 def test_dead_fraction_edge_cases() -> None:
