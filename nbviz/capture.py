@@ -870,33 +870,12 @@ class _Capture:
             if not pending:
                 return
             summaries, values = self.batch.finish()
-            records: list[StatRecord] = []
-            for p in pending:
-                records += self._records(p, summaries, values)
+            records = _records(pending, summaries, values)
             self.sink.add(records)
-            for record in records:
-                self._check_finite(record)
-
-    def _records(
-        self, p: _Pending, summaries: Summaries, values: NDArray[np.float64]
-    ) -> list[StatRecord]:
-        diagnostics = np.full((len(p.keys), len(DIAGNOSTICS)), np.nan)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            for row, column, extra in p.slots:
-                value = values[extra]
-                if column == RATIO:
-                    value = summaries.stats[p.first + row, _L2] / value
-                diagnostics[row, column] = value
-        return [
-            StatRecord(
-                step=p.step,
-                key=key,
-                stats=np.concatenate([summaries.stats[p.first + i], diagnostics[i]]),
-                histogram=_histogram(summaries, p.first + i) if p.histograms else None,
-                dtype=dtype,
-            )
-            for i, (key, dtype) in enumerate(zip(p.keys, p.dtypes, strict=True))
-        ]
+            # One test for all: a record with NaN or Inf is rare.
+            counted = np.array([r.stats[_NAN : _NAN + 3] for r in records]).reshape(-1, 3)
+            for i in np.flatnonzero((counted > 0).any(axis=1)).tolist():
+                self._check_finite(records[i])
 
     def _check_finite(self, record: StatRecord) -> None:
         counts = record.stats[_NAN : _NAN + 3]
@@ -1019,13 +998,37 @@ def _dtype_name(t: torch.Tensor) -> str:
     return str(t.dtype).removeprefix("torch.")
 
 
-def _histogram(summaries: Summaries, i: int) -> Histogram:
-    return Histogram(
-        lo=float(summaries.lo[i]),
-        width=float(summaries.width[i]),
-        counts=summaries.counts[i].copy(),
-        sample=int(summaries.sample[i]),
+def _records(
+    pending: list[_Pending], summaries: Summaries, values: NDArray[np.float64]
+) -> list[StatRecord]:
+    """The records of everything pending, built together: most steps have one pending item per
+    hook, each of a tensor or two, and per item the arrays would cost more than their data."""
+    sizes = [len(p.keys) for p in pending]
+    starts = np.cumsum([0, *sizes]).tolist()
+    rows = np.concatenate(
+        [np.arange(p.first, p.first + n) for p, n in zip(pending, sizes, strict=True)]
     )
+    diagnostics = np.full((len(rows), len(DIAGNOSTICS)), np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for p, start in zip(pending, starts, strict=False):
+            for row, column, extra in p.slots:
+                value = values[extra]
+                if column == RATIO:
+                    value = summaries.stats[p.first + row, _L2] / value
+                diagnostics[start + row, column] = value
+    stats = np.concatenate([summaries.stats[rows], diagnostics], axis=1)
+    counts = summaries.counts[rows]
+    lo, width = summaries.lo[rows].tolist(), summaries.width[rows].tolist()
+    sample = summaries.sample[rows].astype(np.int64).tolist()
+    records: list[StatRecord] = []
+    for p, start in zip(pending, starts, strict=False):
+        for k, key, dtype in zip(range(start, start + len(p.keys)), p.keys, p.dtypes, strict=True):
+            # Each record owns its arrays: a sink that keeps some holds no more than those.
+            histogram = Histogram(lo[k], width[k], counts[k].copy(), sample[k])
+            records.append(
+                StatRecord(p.step, key, stats[k].copy(), histogram if p.histograms else None, dtype)
+            )
+    return records
 
 
 def _anomaly_detail(
