@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 import numba
@@ -89,6 +88,23 @@ def _bits_of(value: Any) -> Any:
     return {numba.float32: single, numba.float64: double}.get(value)
 
 
+def _layout(x: Any) -> Any:
+    """x's bits as integers, the mask of their magnitude and the shift to their sign bit
+    (compiled only: see `_layout_of`)."""
+    raise NotImplementedError
+
+
+@overload(_layout)
+def _layout_of(x: Any) -> Any:
+    def single(x: Any) -> Any:
+        return x.view(np.int32), np.int32(0x7FFF_FFFF), 31
+
+    def double(x: Any) -> Any:
+        return x.view(np.int64), np.int64(0x7FFF_FFFF_FFFF_FFFF), 63
+
+    return {numba.float32: single, numba.float64: double}.get(x.dtype)
+
+
 # The weights and their update in one loop, so that each is read from memory once.
 @_compiled(fastmath={"reassoc", "contract"})
 def _block_pair(
@@ -125,10 +141,6 @@ def _block_pair(
     )  # fmt: skip
 
 
-_LAYOUTS: dict[np.dtype[Any], tuple[Any, int]] = {
-    np.dtype(np.float32): (np.int32(0x7FFF_FFFF), 31),
-    np.dtype(np.float64): (np.int64(0x7FFF_FFFF_FFFF_FFFF), 63),
-}
 _NO_INDEX = np.zeros(0, dtype=np.int64)
 
 
@@ -212,29 +224,22 @@ def _extremes(low: Any, high: Any, magnitude: Any, sign: int, x: Any) -> tuple[f
     return lowest, highest
 
 
-_OUT = 8
-"""Scalars at the head of each row of `_summary`'s output."""
+MOMENTS = slice(0, 6)
+"""Columns of a row of `reduce`: min, max, mean, std, l2 and zeros; min is NaN when there is
+NaN or ±Inf (the rest is then meaningless)."""
+LO, WIDTH, NORM, COUNTS = 6, 7, 8, 9
+"""Columns of the grid, of ‖before‖₂ (an update's row) and the first of the counts."""
+ROW = COUNTS + HIST_BINS
 
 
 @_compiled()
-def _pass(
-    x: Any,
-    bits: Any,
-    before: Any,
-    magnitude: Any,
-    sign: int,
-    start: int,
-    stop: int,
-    index: Any,
-    samples: Any,
-    out: Any,
-) -> None:
-    """Of x[start:stop] into out[0], and with a non-empty `before` of d = x - before in x's
-    dtype (an update) into out[1]: Σ(v - v[0]), Σ(v - v[0])², the zero count, min and max (NaN
-    if any value is NaN or ±Inf); Σbefore² into out[1, 5]. Block by block, copying x[index] and
-    d[index] into `samples` (sorted positions, all in [start, stop)) while the block is in cache.
-
-    `bits` is x's view as integers."""
+def _pass(x: Any, before: Any, start: int, stop: int, index: Any, samples: Any, raw: Any) -> None:
+    """Of x[start:stop] into raw[0], and with a non-empty `before` of d = x - before in x's
+    dtype (an update) into raw[1]: Σ(v - v[0]), Σ(v - v[0])², the zero count, min and max (NaN
+    if any value is NaN or ±Inf); Σbefore² into raw[1, 5]. Block by block, copying x[index]
+    and d[index] into `samples` (sorted positions, all in [start, stop)) while the block is in
+    cache."""
+    bits, magnitude, sign = _layout(x)
     update = before.shape[0] > 0
     c = np.float64(x[0])
     c_delta = np.float64(x[0] - before[0]) if update else 0.0
@@ -271,25 +276,15 @@ def _pass(
             _gather(x, before, index[k:end], samples[1, k:end])
         k = end
     lowest, highest = _extremes(low, high, magnitude, sign, x)
-    out[0, 0], out[0, 1], out[0, 2], out[0, 3], out[0, 4] = s1, s2, zeros, lowest, highest
+    raw[0, 0], raw[0, 1], raw[0, 2], raw[0, 3], raw[0, 4] = s1, s2, zeros, lowest, highest
     if update:
         lowest, highest = _extremes(delta_low, delta_high, magnitude, sign, x)
-        out[1, 0], out[1, 1], out[1, 2], out[1, 3], out[1, 4] = d1, d2, delta_zeros, lowest, highest
-        out[1, 5] = squares
+        raw[1, 0], raw[1, 1], raw[1, 2], raw[1, 3], raw[1, 4] = d1, d2, delta_zeros, lowest, highest
+        raw[1, 5] = squares
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
-def _parts(
-    x: Any,
-    bits: Any,
-    before: Any,
-    magnitude: Any,
-    sign: int,
-    index: Any,
-    samples: Any,
-    parts: int,
-    out: Any,
-) -> None:
+def _parts(x: Any, before: Any, index: Any, samples: Any, parts: int, raw: Any) -> None:
     """`_pass` of x split into `parts` runs of whole blocks, one per thread, then combined."""
     n = x.shape[0]
     blocks = -(-n // _BLOCK)
@@ -299,33 +294,44 @@ def _parts(
         stop = min(blocks * (p + 1) // parts * _BLOCK, n)
         i = np.searchsorted(index, start)
         j = np.searchsorted(index, stop)
-        _pass(
-            x, bits, before, magnitude, sign, start, stop, index[i:j], samples[:, i:j], results[p]
-        )
+        _pass(x, before, start, stop, index[i:j], samples[:, i:j], results[p])
     for row in range(2 if before.shape[0] > 0 else 1):
         part = results[:, row]
         for column in (0, 1, 2, 5):
-            out[row, column] = part[:, column].sum()
+            raw[row, column] = part[:, column].sum()
         finite = not np.isnan(part[:, 3]).any()
-        out[row, 3] = part[:, 3].min() if finite else np.nan
-        out[row, 4] = part[:, 4].max() if finite else np.nan
+        raw[row, 3] = part[:, 3].min() if finite else np.nan
+        raw[row, 4] = part[:, 4].max() if finite else np.nan
+
+
+@_compiled()
+def _moments(raw: Any, first: float, n: int, row: Any) -> None:
+    """min, max, mean, std, l2 and zeros from `_pass`'s sums, shifted by `first`."""
+    s1, s2 = raw[0], raw[1]
+    mean = first + s1 / n
+    spread = max(s2 - s1 * s1 / n, 0.0)
+    row[0], row[1], row[5] = raw[3], raw[4], raw[2]
+    row[2], row[3] = mean, math.sqrt(spread / n)
+    row[4] = math.sqrt(max(spread + mean * mean * n, 0.0))
 
 
 @_compiled()
 def _histogram(x: Any, before: Any, sample: Any, sampled: bool, integral: bool, row: Any) -> None:
     """The grid of the row's min and max and the counts of `sample`, or if not `sampled` of all
     of x (or of x - before), into the row; nothing when the row has NaN or ±Inf."""
-    low, high = row[3], row[4]
+    low, high = row[0], row[1]
     if np.isnan(low):
         return
     lo, width = _grid(low, high, integral)
-    row[6], row[7] = lo, width
+    row[LO], row[WIDTH] = lo, width
     # The sample holds the values already; otherwise they are read again, while in cache.
-    row[_OUT:] = _count(sample, before[:0], lo, width) if sampled else _count(x, before, lo, width)
+    row[COUNTS:] = (
+        _count(sample, before[:0], lo, width) if sampled else _count(x, before, lo, width)
+    )
 
 
 @_compiled()
-def _histograms(
+def _complete(
     x: Any,
     before: Any,
     samples: Any,
@@ -333,35 +339,39 @@ def _histograms(
     histogram: bool,
     delta_histogram: bool,
     integral: bool,
+    raw: Any,
     out: Any,
 ) -> None:
-    """After `_pass`: the histograms asked for, of x into out[0] and of the update into out[1]."""
+    """After `_pass`: the moments, ‖before‖₂ and the histograms asked for, of x into out[0] and
+    of the update into out[1]."""
+    n = x.shape[0]
+    _moments(raw[0], np.float64(x[0]), n, out[0])
     if histogram:
         _histogram(x, before[:0], samples[0], sampled, integral, out[0])
-    if delta_histogram:
-        _histogram(x, before, samples[1], sampled, False, out[1])
+    if before.shape[0] > 0:
+        _moments(raw[1], np.float64(x[0] - before[0]), n, out[1])
+        out[1, NORM] = math.sqrt(raw[1, 5])
+        if delta_histogram:
+            _histogram(x, before, samples[1], sampled, False, out[1])
 
 
 @_compiled()
 def _summary(
     x: Any,
-    bits: Any,
     before: Any,
-    magnitude: Any,
-    sign: int,
     index: Any,
     histogram: bool,
     delta_histogram: bool,
     integral: bool,
     out: Any,
 ) -> None:
-    """`_pass`, then `_histograms`, into out ([2, _OUT + HIST_BINS]): Σ(v - v[0]),
-    Σ(v - v[0])², zeros, min, max, Σbefore² (out[1]), lo, width, counts. One call per tensor:
-    each call from Python costs microseconds."""
+    """`_pass`, then `_complete`, into out [2, ROW]. One call per tensor: each call from Python
+    costs microseconds."""
     samples = np.empty((2, index.shape[0]), dtype=x.dtype)
-    _pass(x, bits, before, magnitude, sign, 0, x.shape[0], index, samples, out)
+    raw = np.empty((2, 6))
+    _pass(x, before, 0, x.shape[0], index, samples, raw)
     sampled = index.shape[0] > 0
-    _histograms(x, before, samples, sampled, histogram, delta_histogram, integral, out)
+    _complete(x, before, samples, sampled, histogram, delta_histogram, integral, raw, out)
 
 
 @_compiled()
@@ -387,28 +397,21 @@ def dead_channels(flat: NDArray[Any], outer: int, channels: int, inner: int) -> 
     return int(_dead(flat, outer, channels, inner))
 
 
-@dataclass(frozen=True)
-class Reduced:
-    moments: NDArray[np.float64] | None
-    """min, max, mean, std, l2 and zeros [6]; None when there is NaN or ±Inf."""
-    lo: float = math.nan
-    width: float = math.nan
-    counts: NDArray[np.float64] | None = None
-    """The histogram [HIST_BINS] on the grid (lo, width), when one was asked for."""
-
-
 def reduce(
     flat: NDArray[Any],
     index: NDArray[np.int64] | None = None,
     *,
     histogram: bool = False,
     integral: bool = False,
-) -> Reduced:
+) -> NDArray[np.float64]:
     """Statistics of a non-empty contiguous float32 or float64 array, exact, and with
     `histogram` its histogram on the stable grid: of all its values, or of those at the sorted
-    positions `index`. `integral`: the values are integers (the width stays at least 1)."""
-    out = _run(flat, flat[:0], index, histogram, False, integral)
-    return _reduced(out[0], float(flat[0]), flat.shape[0], histogram)
+    positions `index`. `integral`: the values are integers (the width stays at least 1).
+
+    A row of ROW: MOMENTS, then with `histogram` LO, WIDTH and the HIST_BINS counts from
+    COUNTS."""
+    row: NDArray[np.float64] = _run(flat, flat[:0], index, histogram, False, integral)[0]
+    return row
 
 
 def reduce_update(
@@ -418,15 +421,12 @@ def reduce_update(
     *,
     histogram: bool = False,
     delta_histogram: bool = False,
-) -> tuple[Reduced, Reduced, float]:
-    """`reduce` of `after` and of the update after - before (in their dtype, as torch.sub
-    gives it; never materialised), and ‖before‖₂, from one pass over both: each is read once.
-    `histogram` asks for after's histogram, `delta_histogram` for the update's."""
-    out = _run(after, before, index, histogram, delta_histogram, False)
-    n = after.shape[0]
-    weights = _reduced(out[0], float(after[0]), n, histogram)
-    update = _reduced(out[1], float(after[0] - before[0]), n, delta_histogram)
-    return weights, update, math.sqrt(out[1, 5])
+) -> NDArray[np.float64]:
+    """`reduce` of `after` (row 0) and of the update after - before (row 1; in their dtype, as
+    torch.sub gives it, never materialised), with ‖before‖₂ at [1, NORM], from one pass over
+    both: each is read once. `histogram` asks for after's histogram, `delta_histogram` for the
+    update's."""
+    return _run(after, before, index, histogram, delta_histogram, False)
 
 
 def _run(
@@ -437,23 +437,22 @@ def _run(
     delta_histogram: bool,
     integral: bool,
 ) -> NDArray[np.float64]:
-    magnitude, sign = _LAYOUTS[flat.dtype]
     positions = _NO_INDEX if index is None or not (histogram or delta_histogram) else index
-    out = np.empty((2, _OUT + HIST_BINS))
-    bits = flat.view(magnitude.dtype)
+    out = np.full((2, ROW), np.nan)  # what is not asked for stays NaN
     # Not an update: an empty `before`, so that both compile to one specialization per dtype.
     wanted = (histogram, delta_histogram, integral)
     parts = _threads() if flat.shape[0] >= _SPLIT else 1
     if parts == 1:
-        _summary(flat, bits, before, magnitude, sign, positions, *wanted, out)
+        _summary(flat, before, positions, *wanted, out)
         return out
     # Compiled apart from `_summary`, at the first large tensor: it takes as long again.
     first = not _layer
     samples = np.empty((2, positions.shape[0]), dtype=flat.dtype)
-    _parts(flat, bits, before, magnitude, sign, positions, samples, parts, out)
+    raw = np.empty((2, 6))
+    _parts(flat, before, positions, samples, parts, raw)
     if first:
         _first_parallel_pass(parts)
-    _histograms(flat, before, samples, positions.shape[0] > 0, *wanted, out)
+    _complete(flat, before, samples, positions.shape[0] > 0, *wanted, raw, out)
     return out
 
 
@@ -481,18 +480,3 @@ def _first_parallel_pass(threads: int) -> None:
     _layer.append(numba.threading_layer())  # type: ignore[attr-defined]
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
-
-
-def _reduced(row: NDArray[np.float64], first: float, n: int, histogram: bool) -> Reduced:
-    """The moments (and histogram) of a row of `_summary`'s output, whose first value was
-    `first`."""
-    s1, s2, zeros, low, high, _, lo, width = row[:_OUT].tolist()
-    if math.isnan(low):
-        return Reduced(None)
-    mean = first + s1 / n
-    spread = max(s2 - s1 * s1 / n, 0.0)
-    l2 = math.sqrt(max(spread + mean * mean * n, 0.0))
-    moments = np.array([low, high, mean, math.sqrt(spread / n), l2, zeros])
-    if not histogram:
-        return Reduced(moments)
-    return Reduced(moments, lo, width, row[_OUT:])

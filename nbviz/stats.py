@@ -22,12 +22,12 @@ grid always comes from the exact minimum and maximum, even when the counts come 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import sys
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -35,9 +35,6 @@ from numpy.typing import NDArray
 
 from . import _reduce as r
 from ._protocol import HIST_BINS, STAT_FIELDS
-
-if TYPE_CHECKING:
-    from . import _cpu
 
 MAX_SAMPLE = 16384
 """Histograms of tensors larger than this are counted from a fixed sample of this many elements.
@@ -313,9 +310,11 @@ class StatsBatch:
         row = self._new_row(n, histograms)
         if n == 0:
             return _Entry(row)
+        if t.dtype in _HOST_FLOATS and self._on_host(t):  # the common case, without `prepare`
+            return self._host_entry(t.detach().reshape(-1), False, row, histograms)
         p = r.prepare(t)
         if self._on_host(p.flat):
-            return self._host_entry(p, row, histograms)
+            return self._host_entry(p.flat, p.integral, row, histograms)
         entry = _Entry(row, p.flat.device, p.integral, histograms)
         if n <= _TINY:
             entry.tiny = p.flat.to(torch.float64, copy=True)
@@ -369,40 +368,46 @@ class StatsBatch:
 
         x = after.contiguous().reshape(-1).numpy()
         y = before.contiguous().reshape(-1).numpy()
-        index = self._sample(n, histograms)
-        weight, update, norm = _cpu.reduce_update(
-            x, y, index, histogram=histograms and weights, delta_histogram=histograms
+        out = _cpu.reduce_update(
+            x,
+            y,
+            self._sample(n, histograms),
+            histogram=histograms and weights,
+            delta_histogram=histograms,
         )
         measured = None
-        if weights and weight.moments is None:  # NaN or Inf: the masked passes count them
+        if weights and math.isnan(out[0, 0]):  # NaN or Inf: the masked passes count them
             measured = self._entry(after, histograms)
         elif weights:
-            measured = _host_row(self._new_row(n, histograms), weight)
-        if update.moments is None:
+            measured = _host_row(self._new_row(n, histograms), out[0], histograms)
+        norm = float(out[1, _cpu.NORM])
+        if math.isnan(out[1, 0]):
             return measured, self._entry(torch.sub(after, before, out=before), histograms), norm
-        return measured, _host_row(self._new_row(n, histograms), update), norm
+        return measured, _host_row(self._new_row(n, histograms), out[1], histograms), norm
 
     def _sample(self, n: int, histograms: bool) -> NDArray[np.int64] | None:
         """The sorted positions a histogram of n values counts, or None for all of them."""
         if not histograms or n <= self.max_sample:
             return None
-        return r.sample_indices(n, self.max_sample, _CPU).numpy()
+        return _host_sample(n, self.max_sample)
 
-    def _host_entry(self, p: r.Prepared, row: NDArray[np.float64], histograms: bool) -> _Entry:
-        """A tensor in host memory: one fused pass (`_cpu.reduce`) for its statistics and its
-        histogram's values; the masked passes only where NaN or Inf turns up."""
+    def _host_entry(
+        self, flat: torch.Tensor, integral: bool, row: NDArray[np.float64], histograms: bool
+    ) -> _Entry:
+        """A tensor in host memory (flat): one fused pass (`_cpu.reduce`) for its statistics
+        and its histogram's values; the masked passes only where NaN or Inf turns up."""
         from . import _cpu
 
         n = int(row[0])
-        flat = p.flat.contiguous().numpy()
-        index = self._sample(n, histograms)
-        reduced = _cpu.reduce(flat, index, histogram=histograms, integral=p.integral)
-        if reduced.moments is None:  # the masked passes count the NaN and Inf
-            full = _exact_row(p, min(n, self.max_sample), self.max_sample)
+        out = _cpu.reduce(
+            flat.numpy(), self._sample(n, histograms), histogram=histograms, integral=integral
+        )
+        if math.isnan(out[0]):  # the masked passes count the NaN and Inf
+            full = _exact_row(r.Prepared(flat, integral), min(n, self.max_sample), self.max_sample)
             if not histograms:
                 _drop_histogram(full)
             return _Entry(full)
-        return _host_row(row, reduced)
+        return _host_row(row, out, histograms)
 
     def _staging_for(self, device: torch.device) -> _Staging:
         staging = self._staging.get(device)
@@ -450,6 +455,13 @@ class _Staging:
         for (entry, _, _), row in zip(self.waiting, stats, strict=True):
             entry.stats = row
         self.used, self.waiting = 0, []
+
+
+@functools.lru_cache(maxsize=64)
+def _host_sample(numel: int, size: int) -> NDArray[np.int64]:
+    """`r.sample_indices` in host memory, as the host pass takes them."""
+    positions: NDArray[np.int64] = r.sample_indices(numel, size, _CPU).numpy()
+    return positions
 
 
 def _sampled(flat: torch.Tensor, size: int) -> torch.Tensor:
@@ -516,13 +528,17 @@ def _bin_samples(
     return out
 
 
-def _host_row(row: NDArray[np.float64], reduced: _cpu.Reduced) -> _Entry:
-    """A complete entry from the host pass: its statistics, and its histogram if it has one."""
-    row[_MIN:_NAN] = reduced.moments
-    if reduced.counts is None:
-        _drop_histogram(row)
+def _host_row(row: NDArray[np.float64], out: NDArray[np.float64], histograms: bool) -> _Entry:
+    """A complete entry from a row of the host pass: its statistics, and its histogram if it
+    has one."""
+    from . import _cpu
+
+    row[_MIN:_NAN] = out[_cpu.MOMENTS]
+    if histograms:
+        row[_LO], row[_WIDTH] = out[_cpu.LO], out[_cpu.WIDTH]
+        row[_COUNTS:] = out[_cpu.COUNTS :]
     else:
-        row[_LO], row[_WIDTH], row[_COUNTS:] = reduced.lo, reduced.width, reduced.counts
+        _drop_histogram(row)
     return _Entry(row)
 
 

@@ -25,6 +25,19 @@ def reference(x: NDArray[np.floating]) -> NDArray[np.float64]:
     return np.array([v.min(), v.max(), v.mean(), v.std(), np.sqrt(np.sum(v * v)), np.sum(v == 0)])
 
 
+def moments(row: NDArray[np.float64]) -> NDArray[np.float64] | None:
+    """The moments of a row of `reduce`, or None when it found NaN or ±Inf."""
+    return None if np.isnan(row[0]) else row[_cpu.MOMENTS]
+
+
+def grid(row: NDArray[np.float64]) -> tuple[float, float]:
+    return float(row[_cpu.LO]), float(row[_cpu.WIDTH])
+
+
+def counts(row: NDArray[np.float64]) -> NDArray[np.float64]:
+    return row[_cpu.COUNTS :]
+
+
 def assert_moments(got: NDArray[np.float64] | None, x: NDArray[np.floating]) -> None:
     assert got is not None
     want = reference(x)
@@ -42,7 +55,7 @@ def test_moments_match_numpy(dtype: type[np.floating], n: int) -> None:
     x[rng.integers(0, n, max(1, n // 50))] = 0
     if n > 3:
         x[1] = -0.0  # a zero too
-    assert_moments(_cpu.reduce(x).moments, x)
+    assert_moments(moments(_cpu.reduce(x)), x)
 
 
 @pytest.mark.parametrize("scale", [1e-40, 1e-30, 1e-20, 1.0, 1e20, 1e30, 3e38])
@@ -51,7 +64,7 @@ def test_float32_at_any_magnitude(scale: float) -> None:
     underflow for subnormal ones (the old float32 sums failed outside [2^-30, 2^50])."""
     rng = np.random.default_rng(0)
     x = (rng.uniform(-1, 1, 50_000) * scale).astype(np.float32)
-    assert_moments(_cpu.reduce(x).moments, x)
+    assert_moments(moments(_cpu.reduce(x)), x)
 
 
 def test_first_value_far_from_the_mean() -> None:
@@ -59,12 +72,12 @@ def test_first_value_far_from_the_mean() -> None:
     rng = np.random.default_rng(1)
     x = rng.standard_normal(1_000_000).astype(np.float32) * 1e-3 + 5.0
     x[0] = 1e6
-    assert_moments(_cpu.reduce(x).moments, x)
+    assert_moments(moments(_cpu.reduce(x)), x)
 
 
 def test_constant_values() -> None:
     x = np.full(10_000, 0.1, dtype=np.float32)
-    got = _cpu.reduce(x).moments
+    got = moments(_cpu.reduce(x))
     assert got is not None
     assert got[0] == got[1] == np.float32(0.1)
     assert got[3] == 0.0
@@ -76,7 +89,7 @@ def test_constant_values() -> None:
 def test_nan_and_inf_leave_the_fast_path(dtype: type[np.floating], bad: float, where: int) -> None:
     x = np.linspace(-1, 1, 9000).astype(dtype)
     x[where] = bad
-    assert _cpu.reduce(x).moments is None
+    assert moments(_cpu.reduce(x)) is None
 
 
 def histogram_of(values: NDArray[np.floating], lo: float, width: float) -> NDArray[np.int64]:
@@ -100,9 +113,8 @@ def grid_of(low: float, high: float, integral: bool = False) -> tuple[float, flo
 def test_histogram_of_every_value(dtype: type[np.floating], n: int) -> None:
     x = (np.random.default_rng(n).standard_normal(n) * 5).astype(dtype)
     reduced = _cpu.reduce(x, histogram=True)
-    assert (reduced.lo, reduced.width) == grid_of(float(x.min()), float(x.max()))
-    assert reduced.counts is not None
-    np.testing.assert_array_equal(reduced.counts, histogram_of(x, reduced.lo, reduced.width))
+    assert grid(reduced) == grid_of(float(x.min()), float(x.max()))
+    np.testing.assert_array_equal(counts(reduced), histogram_of(x, *grid(reduced)))
 
 
 @pytest.mark.parametrize("n", [70_000, 1_000_000])
@@ -111,15 +123,15 @@ def test_histogram_of_the_values_at_the_positions(n: int) -> None:
     x = rng.standard_normal(n).astype(np.float32)
     index = np.sort(rng.integers(0, n, 65_536))  # with repeats, as the fixed sample has
     reduced = _cpu.reduce(x, index, histogram=True)
-    assert reduced.counts is not None
     # The grid is the exact extremes'; the counts are the sample's.
-    assert (reduced.lo, reduced.width) == grid_of(float(x.min()), float(x.max()))
-    np.testing.assert_array_equal(reduced.counts, histogram_of(x[index], reduced.lo, reduced.width))
-    assert_moments(reduced.moments, x)
+    assert grid(reduced) == grid_of(float(x.min()), float(x.max()))
+    np.testing.assert_array_equal(counts(reduced), histogram_of(x[index], *grid(reduced)))
+    assert_moments(moments(reduced), x)
 
 
 def test_no_histogram_unless_asked() -> None:
-    assert _cpu.reduce(np.ones(10, dtype=np.float32), np.arange(3)).counts is None
+    row = _cpu.reduce(np.ones(10, dtype=np.float32), np.arange(3))
+    assert np.isnan(row[_cpu.LO :]).all()
 
 
 @pytest.mark.parametrize("integral", [False, True])
@@ -148,22 +160,20 @@ def test_weights_and_their_update_in_one_pass(dtype: type[np.floating], n: int) 
     index = np.sort(rng.integers(0, n, min(n, 5000)))
     delta = after - before
     for positions in (index, None):  # a sample, or every value
-        weights, update, norm = _cpu.reduce_update(
+        weights, update = _cpu.reduce_update(
             after, before, positions, histogram=True, delta_histogram=True
         )
+        norm = update[_cpu.NORM]
         for reduced, values in ((weights, after), (update, delta)):
-            assert_moments(reduced.moments, values)
-            assert reduced.counts is not None
+            assert_moments(moments(reduced), values)
             counted = values if positions is None else values[positions]
-            np.testing.assert_array_equal(
-                reduced.counts, histogram_of(counted, reduced.lo, reduced.width)
-            )
+            np.testing.assert_array_equal(counts(reduced), histogram_of(counted, *grid(reduced)))
         np.testing.assert_allclose(
             norm, np.sqrt(np.sum(before.astype(np.float64) ** 2)), rtol=1e-12
         )
-    weights, update, _ = _cpu.reduce_update(after, before, index, delta_histogram=True)
-    assert weights.counts is None  # only what was asked for
-    assert update.counts is not None
+    weights, update = _cpu.reduce_update(after, before, index, delta_histogram=True)
+    assert np.isnan(weights[_cpu.LO :]).all()  # only what was asked for
+    assert not np.isnan(update[_cpu.LO :]).any()
 
 
 @pytest.mark.parametrize("where", ["after", "before", "overflow"])
@@ -178,9 +188,9 @@ def test_nan_or_inf_in_weights_or_update_leaves_the_fast_path(where: str) -> Non
         before[4321] = math.inf
     else:
         after[4321], before[4321] = 3e38, -3e38  # the difference overflows float32
-    weights, update, _ = _cpu.reduce_update(after, before)
-    assert update.moments is None
-    assert (weights.moments is None) == (where == "after")
+    weights, update = _cpu.reduce_update(after, before)
+    assert moments(update) is None
+    assert (moments(weights) is None) == (where == "after")
 
 
 @pytest.mark.parametrize("dtype", FLOATS)
@@ -214,28 +224,26 @@ def test_a_pass_split_between_threads_gives_what_one_thread_gives(
     split = n // 4096 // 2 * 4096  # where two threads part
     index = np.sort(np.concatenate([rng.integers(0, n, 20_000), [0, split - 1, split, n - 1]]))
 
-    def both() -> list[tuple[_cpu.Reduced, _cpu.Reduced, float]]:
+    def both() -> list[NDArray[np.float64]]:
         one = _cpu.reduce_update(after, before, index, histogram=True, delta_histogram=True)
         monkeypatch.setattr(_cpu, "_SPLIT", n + 1)
         alone = _cpu.reduce_update(after, before, index, histogram=True, delta_histogram=True)
         monkeypatch.undo()
         return [one, alone]
 
-    (weights, update, norm), (weights_1, update_1, norm_1) = both()
+    (weights, update), (weights_1, update_1) = both()
     assert _cpu._layer  # a parallel pass ran
     for split_, single, values in ((weights, weights_1, after), (update, update_1, after - before)):
-        assert_moments(split_.moments, values)
-        assert split_.moments is not None
-        assert single.moments is not None
-        np.testing.assert_array_equal(split_.moments[[0, 1, 5]], single.moments[[0, 1, 5]])
-        np.testing.assert_allclose(split_.moments, single.moments, rtol=1e-12)
-        assert (split_.lo, split_.width) == (single.lo, single.width)
-        np.testing.assert_array_equal(split_.counts, single.counts)
-    assert norm == pytest.approx(norm_1, rel=1e-12)
+        assert_moments(moments(split_), values)
+        np.testing.assert_array_equal(split_[[0, 1, 5]], single[[0, 1, 5]])
+        np.testing.assert_allclose(split_[_cpu.MOMENTS], single[_cpu.MOMENTS], rtol=1e-12)
+        assert grid(split_) == grid(single)
+        np.testing.assert_array_equal(counts(split_), counts(single))
+    assert update[_cpu.NORM] == pytest.approx(update_1[_cpu.NORM], rel=1e-12)
     after[split + 3] = math.nan  # in the second run only
-    weights, update, _ = _cpu.reduce_update(after, before)
-    assert weights.moments is None
-    assert update.moments is None
+    weights, update = _cpu.reduce_update(after, before)
+    assert moments(weights) is None
+    assert moments(update) is None
 
 
 def test_a_parallel_pass_leaves_torch_its_thread_count() -> None:
