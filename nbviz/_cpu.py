@@ -12,7 +12,7 @@ and copies the histogram's sample on the way, while each block is in cache.
   sqrt(n) standard deviations of the mean (Samuelson's inequality), so the cancellation costs at
   most a factor n of float64's precision: ~1e-9 relative for 10M elements.
 
-Tensors from 256K elements are split into runs of whole blocks, one per thread of torch's own
+Tensors from 64K elements are split into runs of whole blocks, one per thread of torch's own
 OpenMP team: after each op its threads spin a while waiting for work, so a thread of our own would
 take turns with them, while a region on their team runs on them at once.
 
@@ -456,7 +456,7 @@ def _run(
     return out
 
 
-_SPLIT = 1 << 18
+_SPLIT = 1 << 16
 """Elements from which a pass is split between threads: below, a second one costs more."""
 _layer: list[str] = []  # numba's threading layer, once a parallel pass has run
 
