@@ -11,6 +11,9 @@ and copies the histogram's sample on the way, while each block is in cache.
 - The sum of squares is shifted by the first value, summed in float64. Any value lies within
   sqrt(n) standard deviations of the mean (Samuelson's inequality), so the cancellation costs at
   most a factor n of float64's precision: ~1e-9 relative for 10M elements.
+- A parameter's weights and its update (the weights less their snapshot from before the
+  optimizer step) are measured in the same loop: each array is read once, the update never
+  materialised.
 
 Tensors from 64K elements are split into runs of whole blocks, one per thread of torch's own
 OpenMP team: after each op its threads spin a while waiting for work, so a thread of our own would
