@@ -444,42 +444,38 @@ def _run(
     out = np.full((2, ROW), np.nan)  # what is not asked for stays NaN
     # Not an update: an empty `before`, so that both compile to one specialization per dtype.
     wanted = (histogram, delta_histogram, integral)
-    parts = _threads() if flat.shape[0] >= _SPLIT else 1
+    parts = _threads(flat.shape[0]) if flat.shape[0] >= _SPLIT else 1
     if parts == 1:
         _summary(flat, before, positions, *wanted, out)
         return out
     # Compiled apart from `_summary`, at the first large tensor: it takes as long again.
-    first = not _layer
     samples = np.empty((2, positions.shape[0]), dtype=flat.dtype)
     raw = np.empty((2, 6))
     _parts(flat, before, positions, samples, parts, raw)
-    if first:
-        _first_parallel_pass(parts)
     _complete(flat, before, samples, positions.shape[0] > 0, *wanted, raw, out)
     return out
 
 
 _SPLIT = 1 << 16
 """Elements from which a pass is split between threads: below, a second one costs more."""
-_layer: list[str] = []  # numba's threading layer, once a parallel pass has run
+_layer: list[str] = []  # numba's threading layer, once started
 
 
-def _threads() -> int:
-    """Threads for a large tensor's pass: torch's own count, on its OpenMP team, which numba's
-    'omp' layer shares (its GOMP calls bind to the libgomp torch loaded). 1 where numba's
-    layer is another (its threads would take turns with torch's spinning ones) or cannot
-    match torch's count."""
-    wanted = torch.get_num_threads()
+def _threads(n: int) -> int:
+    """Threads for the pass over n values: up to torch's own count, on its OpenMP team, which
+    numba's 'omp' layer shares (its GOMP calls bind to the libgomp torch loaded), each taking
+    at least half `_SPLIT` values. 1 where numba's layer is another (its threads would take
+    turns with torch's spinning ones) or has fewer threads than torch."""
+    torch_threads = torch.get_num_threads()
     most = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]
-    if _layer not in ([], ["omp"]) or not 2 <= wanted <= most:
+    if _layer not in ([], ["omp"]) or not 2 <= torch_threads <= most:
         return 1
-    numba.set_num_threads(wanted)
-    return wanted
-
-
-def _first_parallel_pass(threads: int) -> None:
-    """numba starts its layer at the first parallel pass: keep it only if it is torch's OpenMP,
-    and give torch back its thread count, which starting the layer sets to numba's."""
-    _layer.append(numba.threading_layer())  # type: ignore[attr-defined]
-    if torch.get_num_threads() != threads:
-        torch.set_num_threads(threads)
+    parts = min(torch_threads, n // (_SPLIT // 2))
+    numba.set_num_threads(parts)  # the team's size in this region, not torch's count
+    if not _layer:
+        # That started numba's layer, which sets torch's thread count to numba's: put it back.
+        _layer.append(numba.threading_layer())  # type: ignore[attr-defined]
+        if torch.get_num_threads() != torch_threads:
+            torch.set_num_threads(torch_threads)
+        return parts if _layer == ["omp"] else 1
+    return parts

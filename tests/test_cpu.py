@@ -248,18 +248,21 @@ def test_a_pass_split_between_threads_gives_what_one_thread_gives(
 
 def test_a_parallel_pass_leaves_torch_its_thread_count() -> None:
     """numba sets torch's OpenMP thread count to its own when it starts its threads: it is put
-    back. In a fresh process, with numba told of more threads than torch uses."""
+    back. In a fresh process, with numba told of more threads than torch uses, and torch of
+    more threads than the tensor has blocks: each thread still gets a run of its own."""
     script = (
         "import numpy as np, torch\n"
-        "torch.set_num_threads(2)\n"
+        "torch.set_num_threads(20)\n"
         "from nbviz import _cpu\n"
-        "_cpu.reduce(np.ones(1 << 20, dtype=np.float32))\n"
-        "print(torch.get_num_threads(), _cpu._layer)\n"
+        "x = np.linspace(-1.0, 1.0, 1 << 16, dtype=np.float32)\n"
+        "row = _cpu.reduce(x)\n"
+        "print(torch.get_num_threads(), row[0], row[1], int(row[5]), _cpu._layer)\n"
     )
-    env = {**os.environ, "NUMBA_NUM_THREADS": "4"}
+    env = {**os.environ, "NUMBA_NUM_THREADS": "24"}
     done = subprocess.run(
         [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
     )
-    threads, layer = done.stdout.split(maxsplit=1)
-    assert threads == "2"
-    assert layer.strip() != "[]"  # the parallel pass ran
+    threads, low, high, zeros, layer = done.stdout.split(maxsplit=4)
+    assert threads == "20"
+    assert (float(low), float(high), int(zeros)) == (-1.0, 1.0, 0)  # no run was left empty
+    assert layer.strip() == "['omp']"  # the pass ran on the OpenMP team
