@@ -19,7 +19,7 @@ from torch import nn
 from torch.optim import optimizer as optimizer_module
 from torch.overrides import TorchFunctionMode
 
-from nbviz import stats
+from nbviz import _reduce, stats
 from nbviz._outputs import dead_fraction
 from nbviz.capture import Recorder
 from nbviz.records import KINDS, RECORD_FIELDS, Anomaly, SeriesKey, StatRecord, StepRecord
@@ -113,6 +113,10 @@ def assert_record(record: StatRecord, expected: torch.Tensor | NDArray[np.float6
     if record.histogram is not None:
         h = record.histogram
         flat = values.reshape(-1)
+        if h.sample < flat.size:  # counted from the fixed sample: the same positions here
+            flat = flat[
+                _reduce.sample_indices(flat.size, int(h.sample), torch.device("cpu")).numpy()
+            ]
         finite = flat[np.isfinite(flat)]
         bins = (np.floor(finite / h.width) - np.floor(h.lo / h.width)).astype(np.int64)
         np.testing.assert_array_equal(h.counts, np.bincount(bins, minlength=len(h.counts)))
