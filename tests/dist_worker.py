@@ -65,6 +65,9 @@ def main(path: str, steps: int, die_at: int, dying: int) -> None:
             loss = nn.functional.mse_loss(ddp(xs[step]), ys[step])
             loss.backward()  # type: ignore[no-untyped-call]
             opt.step()
+    # Every rank done (rank 0 writes the run file, and takes longer) before any tears down:
+    # a rank whose peer closed its gloo connections first may abort at exit.
+    dist.barrier()
     dist.destroy_process_group()
 
 

@@ -60,6 +60,9 @@ def main(path: str, steps: int, out: Path) -> None:
                     for name, a, g, b in zip(names, after, grads, before, strict=True)
                 }
                 torch.save(ref, out / f"ref{step}.pt")
+    # Every rank done (rank 0 writes the run file, and takes longer) before any tears down:
+    # a rank whose peer closed its gloo connections first may abort at exit.
+    dist.barrier()
     dist.destroy_process_group()
 
 
