@@ -413,6 +413,7 @@ def reduce(
 
     A row of ROW: MOMENTS, then with `histogram` LO, WIDTH and the HIST_BINS counts from
     COUNTS."""
+    # Not an update: an empty `before`, so that both compile to one specialization per dtype.
     row: NDArray[np.float64] = _run(flat, flat[:0], index, histogram, False, integral)[0]
     return row
 
@@ -442,7 +443,6 @@ def _run(
 ) -> NDArray[np.float64]:
     positions = _NO_INDEX if index is None or not (histogram or delta_histogram) else index
     out = np.full((2, ROW), np.nan)  # what is not asked for stays NaN
-    # Not an update: an empty `before`, so that both compile to one specialization per dtype.
     wanted = (histogram, delta_histogram, integral)
     parts = _threads(flat.shape[0]) if flat.shape[0] >= _SPLIT else 1
     if parts == 1:

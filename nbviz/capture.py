@@ -765,7 +765,7 @@ class _Capture:
                 before=snapshot.before,
                 weights=[p.key("weight") for p in snapshot.params] if weights_due else None,
             )
-            fused = {p.qualified for p in snapshot.params} if weights_due else fused
+            fused = {p.qualified for p in snapshot.params}
             if self.periods.updates == 1:  # fresh copies every step would fault their pages in
                 self._spare = {
                     p.qualified: b for p, b in zip(snapshot.params, snapshot.before, strict=True)
@@ -870,11 +870,9 @@ class _Capture:
             if not pending:
                 return
             summaries, values = self.batch.finish()
-            records = _records(pending, summaries, values)
+            records, nonfinite = _records(pending, summaries, values)
             self.sink.add(records)
-            # One test for all: a record with NaN or Inf is rare.
-            counted = np.array([r.stats[_NAN : _NAN + 3] for r in records]).reshape(-1, 3)
-            for i in np.flatnonzero((counted > 0).any(axis=1)).tolist():
+            for i in nonfinite:
                 self._check_finite(records[i])
 
     def _check_finite(self, record: StatRecord) -> None:
@@ -1000,9 +998,10 @@ def _dtype_name(t: torch.Tensor) -> str:
 
 def _records(
     pending: list[_Pending], summaries: Summaries, values: NDArray[np.float64]
-) -> list[StatRecord]:
-    """The records of everything pending, built together: most steps have one pending item per
-    hook, each of a tensor or two, and per item the arrays would cost more than their data."""
+) -> tuple[list[StatRecord], list[int]]:
+    """The records of everything pending, built together (most steps have one pending item per
+    hook, each of a tensor or two, and per item the arrays would cost more than their data),
+    and which of them count NaN or Inf: rare, so looked for in all at once."""
     sizes = [len(p.keys) for p in pending]
     starts = np.cumsum([0, *sizes]).tolist()
     rows = np.concatenate(
@@ -1024,11 +1023,12 @@ def _records(
     for p, start in zip(pending, starts, strict=False):
         for k, key, dtype in zip(range(start, start + len(p.keys)), p.keys, p.dtypes, strict=True):
             # Each record owns its arrays: a sink that keeps some holds no more than those.
-            histogram = Histogram(lo[k], width[k], counts[k].copy(), sample[k])
-            records.append(
-                StatRecord(p.step, key, stats[k].copy(), histogram if p.histograms else None, dtype)
+            histogram = (
+                Histogram(lo[k], width[k], counts[k].copy(), sample[k]) if p.histograms else None
             )
-    return records
+            records.append(StatRecord(p.step, key, stats[k].copy(), histogram, dtype))
+    nonfinite = np.flatnonzero((stats[:, _NAN : _NAN + 3] > 0).any(axis=1)).tolist()
+    return records, nonfinite
 
 
 def _anomaly_detail(

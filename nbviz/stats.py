@@ -231,7 +231,8 @@ class StatsBatch:
             and seen.version == t._version
             and seen.histograms == histograms
         ):
-            return _Entry(self._entries[seen.entry].row.copy(), same_as=seen.entry)
+            # Its row is filled from the earlier one's at `finish`.
+            return _Entry(self._entries[seen.entry].row, same_as=seen.entry)
         entry = self._entry(t, histograms)
         self._measured[id(t)] = _Measured(
             weakref.ref(t), t._version, histograms, len(self._entries)
