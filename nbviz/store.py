@@ -259,19 +259,6 @@ def _shutdown(shared: _Shared) -> None:
         thread.join()
 
 
-_LOWEST: Final = 19  # the largest nice value
-
-
-def _yield_to_training() -> None:
-    """Gives the calling thread the lowest priority where threads have their own (Linux):
-    where the training loop keeps every core busy, the writer then runs in its gaps instead of
-    taking turns with it (measured: nice 19 costs the ResNet benchmark 3 to 8 ms less per step
-    than nice 10). It cannot fall behind for long: past its backlog, `add` waits for it."""
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError):
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), _LOWEST)
-
-
 class _Worker:
     """The writer thread: encodes, writes, thins and commits; owns the connection."""
 
@@ -332,7 +319,6 @@ class _Worker:
     # -- the loop ---------------------------------------------------------------------------
 
     def run(self) -> None:
-        _yield_to_training()
         try:
             self._loop()
         except BaseException as e:  # the loop itself broke: keep it for the caller

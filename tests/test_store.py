@@ -168,20 +168,6 @@ def test_add_only_queues_and_flush_commits_everything(tmp_path: Path) -> None:
     assert elapsed < 0.5
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice values")
-def test_the_writer_yields_the_cpu_to_training(tmp_path: Path) -> None:
-    """The writer thread runs at the lowest priority (its own, Linux); the training thread is
-    left as it was."""
-    mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-    with RunWriter(tmp_path / "run.nbviz") as w:
-        w.add([StatRecord(0, KEY, stats_rows(1)[0])])
-        w.flush()  # the writer has run its loop
-        (writer,) = [t for t in threading.enumerate() if t.name.startswith("nbviz-writer")]
-        assert writer.native_id is not None
-        assert os.getpriority(os.PRIO_PROCESS, writer.native_id) == 19  # the lowest
-    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == mine
-
-
 def test_nothing_is_visible_before_a_commit(tmp_path: Path) -> None:
     path = tmp_path / "run.nbviz"
     with RunWriter(path, flush_every=3600, batch=10**6) as w, Run.open(path) as run:
