@@ -1,11 +1,13 @@
 """torch.compile'd models and bf16 autocast on the CPU: recorded, traced and shown.
 
-The compiled model uses the ``aot_eager`` backend: Dynamo and AOTAutograd trace the model and
-its hooks exactly as with the default backend, without Inductor's C++ build (about 30 s here).
+The compiled model uses the ``aot_eager`` backend: Dynamo and AOTAutograd trace the model (and
+break its graph at nbviz's hooks, which run eagerly) exactly as with the default backend, without
+Inductor's C++ build (about 30 s here).
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
@@ -122,3 +124,21 @@ def test_autocast_dtypes_are_shown_in_the_trace() -> None:
         text = nbviz.trace(model, torch.randn(2, 4)).to_text()
     assert "#0 input input (Tensor) 2×4 float32" in text
     assert "module 0 (Linear) 2×8 bfloat16" in text
+
+
+def test_dynamo_leaves_the_hooks_to_run_eagerly(caplog: pytest.LogCaptureFixture) -> None:
+    """Traced into the graph, the hooks made Dynamo recompile nbviz's code on every new id()
+    (and fail on numba's first compile): they must run as they are, at a graph break."""
+    torch._dynamo.reset()
+    compiled = _compiled(_model())
+    with nbviz.watch(compiled, **EVERY) as recorder:
+        for _ in range(4):
+            compiled(torch.randn(3, 4)).sum().backward()
+            recorder.step()
+    traced = {
+        record.getMessage()
+        for record in caplog.records
+        if "nbviz" in record.getMessage() and record.levelno >= logging.WARNING
+    }
+    assert not traced
+    assert recorder.run.steps.tolist() == [0, 1, 2, 3]
