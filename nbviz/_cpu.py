@@ -53,27 +53,6 @@ _BLOCK = 4096
 """Elements per block of a pass: 16 KiB of float32, in L1 while its sample is copied."""
 
 
-# Reassociation lets the float64 sums vectorize; nothing assumes finite values.
-@_compiled(fastmath={"reassoc", "contract"})
-def _block(x: Any, bits: Any, magnitude: Any, sign: int, c: float) -> tuple[Any, ...]:
-    """Σ(x - c), Σ(x - c)², the zero count, and the smallest and largest ordered keys."""
-    s1 = 0.0
-    s2 = 0.0
-    zeros = 0
-    low = magnitude  # past every key's extremes: NaN lies beyond ±Inf
-    high = -magnitude - 1
-    for i in range(x.shape[0]):
-        d = np.float64(x[i]) - c
-        s1 += d
-        s2 += d * d
-        b = bits[i]
-        zeros += (b & magnitude) == 0  # +0 and -0
-        key = b ^ ((b >> sign) & magnitude)  # negative floats reversed: integers in float order
-        low = min(low, key)
-        high = max(high, key)
-    return s1, s2, zeros, low, high
-
-
 def _bits(value: Any) -> Any:
     """A float's bits as the integer of its width (compiled only: see `_bits_of`)."""
     raise NotImplementedError
@@ -92,32 +71,77 @@ def _bits_of(value: Any) -> Any:
 
 
 def _layout(x: Any) -> Any:
-    """x's bits as integers, the mask of their magnitude and the shift to their sign bit
-    (compiled only: see `_layout_of`)."""
+    """x's bits as integers and the mask of their magnitude (compiled only: see `_layout_of`)."""
     raise NotImplementedError
 
 
 @overload(_layout)
 def _layout_of(x: Any) -> Any:
     def single(x: Any) -> Any:
-        return x.view(np.int32), np.int32(0x7FFF_FFFF), 31
+        return x.view(np.int32), np.int32(0x7FFF_FFFF)
 
     def double(x: Any) -> Any:
-        return x.view(np.int64), np.int64(0x7FFF_FFFF_FFFF_FFFF), 63
+        return x.view(np.int64), np.int64(0x7FFF_FFFF_FFFF_FFFF)
 
     return {numba.float32: single, numba.float64: double}.get(x.dtype)
+
+
+def _narrow(value: Any, like: Any) -> Any:
+    """An integer as the type of `like`, int32 or int64 (compiled only: see `_narrow_to`)."""
+    raise NotImplementedError
+
+
+@overload(_narrow)
+def _narrow_to(value: Any, like: Any) -> Any:
+    def single(value: Any, like: Any) -> Any:
+        return np.int32(value)
+
+    def double(value: Any, like: Any) -> Any:
+        return np.int64(value)
+
+    return {numba.int32: single, numba.int64: double}.get(like)
+
+
+@_compiled()
+def _key(b: Any, magnitude: Any) -> Any:
+    """The bits b of a float as an integer in float order: negative ones reversed. The map is
+    its own inverse. Kept at b's width (numba widens integer arithmetic to 64 bits), a float32
+    block's keys take 16 vector lanes, not 8: a quarter less time for the whole pass."""
+    zero = magnitude ^ magnitude
+    return _narrow(b ^ (magnitude if b < zero else zero), b)
+
+
+# Reassociation lets the float64 sums vectorize; nothing assumes finite values.
+@_compiled(fastmath={"reassoc", "contract"})
+def _block(x: Any, bits: Any, magnitude: Any, c: float) -> tuple[Any, ...]:
+    """Σ(x - c), Σ(x - c)², the zero count, and the smallest and largest ordered keys."""
+    s1 = 0.0
+    s2 = 0.0
+    zeros = 0  # 64-bit: LLVM leaves a loop with a narrowed count scalar
+    low = magnitude  # past every key's extremes: NaN lies beyond ±Inf
+    high = _narrow(-magnitude - 1, magnitude)
+    for i in range(x.shape[0]):
+        d = np.float64(x[i]) - c
+        s1 += d
+        s2 += d * d
+        b = bits[i]
+        zeros += (b & magnitude) == 0  # +0 and -0
+        key = _key(b, magnitude)
+        low = min(low, key)
+        high = max(high, key)
+    return s1, s2, zeros, low, high
 
 
 # The weights and their update in one loop, so that each is read from memory once.
 @_compiled(fastmath={"reassoc", "contract"})
 def _block_pair(
-    x: Any, bits: Any, before: Any, magnitude: Any, sign: int, c: float, c_delta: float
+    x: Any, bits: Any, before: Any, magnitude: Any, c: float, c_delta: float
 ) -> tuple[Any, ...]:
     """`_block` of x and of d = x - before (in x's dtype), then Σbefore²."""
     s1 = s2 = d1 = d2 = squares = 0.0
     zeros = delta_zeros = 0
     low = delta_low = magnitude
-    high = delta_high = -magnitude - 1
+    high = delta_high = _narrow(-magnitude - 1, magnitude)
     for i in range(x.shape[0]):
         v = x[i]
         w = before[i]
@@ -127,7 +151,7 @@ def _block_pair(
         s2 += e * e
         b = bits[i]
         zeros += (b & magnitude) == 0
-        key = b ^ ((b >> sign) & magnitude)
+        key = _key(b, magnitude)
         low = min(low, key)
         high = max(high, key)
         f = np.float64(d) - c_delta
@@ -135,7 +159,7 @@ def _block_pair(
         d2 += f * f
         b = _bits(d)
         delta_zeros += (b & magnitude) == 0
-        key = b ^ ((b >> sign) & magnitude)
+        key = _key(b, magnitude)
         delta_low = min(delta_low, key)
         delta_high = max(delta_high, key)
         squares += np.float64(w) * np.float64(w)
@@ -214,12 +238,12 @@ def _gather(x: Any, before: Any, index: Any, out: Any) -> None:
 
 
 @_compiled()
-def _extremes(low: Any, high: Any, magnitude: Any, sign: int, x: Any) -> tuple[float, float]:
+def _extremes(low: Any, high: Any, magnitude: Any, x: Any) -> tuple[float, float]:
     """The smallest and largest keys back to values (the map is its own inverse), or NaN for
     both when either lies past the finite keys (NaN or ±Inf)."""
     keys = np.full(2, magnitude)  # of the integer type of the keys
-    keys[0] = low ^ ((low >> sign) & magnitude)
-    keys[1] = high ^ ((high >> sign) & magnitude)
+    keys[0] = _key(low, magnitude)
+    keys[1] = _key(high, magnitude)
     values = keys.view(x.dtype)
     lowest, highest = np.float64(values[0]), np.float64(values[1])
     if not (np.isfinite(lowest) and np.isfinite(highest)):
@@ -242,7 +266,7 @@ def _pass(x: Any, before: Any, start: int, stop: int, index: Any, samples: Any, 
     if any value is NaN or ±Inf); Σbefore² into raw[1, 5]. Block by block, copying x[index]
     and d[index] into `samples` (sorted positions, all in [start, stop)) while the block is in
     cache."""
-    bits, magnitude, sign = _layout(x)
+    bits, magnitude = _layout(x)
     update = before.shape[0] > 0
     c = np.float64(x[0])
     c_delta = np.float64(x[0] - before[0]) if update else 0.0
@@ -256,7 +280,7 @@ def _pass(x: Any, before: Any, start: int, stop: int, index: Any, samples: Any, 
         last = min(first + _BLOCK, stop)
         if update:
             a1, a2, z, lo, hi, e1, e2, ez, elo, ehi, sq = _block_pair(
-                x[first:last], bits[first:last], before[first:last], magnitude, sign, c, c_delta
+                x[first:last], bits[first:last], before[first:last], magnitude, c, c_delta
             )
             d1 += e1
             d2 += e2
@@ -265,7 +289,7 @@ def _pass(x: Any, before: Any, start: int, stop: int, index: Any, samples: Any, 
             delta_high = max(delta_high, ehi)
             squares += sq
         else:
-            a1, a2, z, lo, hi = _block(x[first:last], bits[first:last], magnitude, sign, c)
+            a1, a2, z, lo, hi = _block(x[first:last], bits[first:last], magnitude, c)
         s1 += a1
         s2 += a2
         zeros += z
@@ -278,10 +302,10 @@ def _pass(x: Any, before: Any, start: int, stop: int, index: Any, samples: Any, 
         if update:
             _gather(x, before, index[k:end], samples[1, k:end])
         k = end
-    lowest, highest = _extremes(low, high, magnitude, sign, x)
+    lowest, highest = _extremes(low, high, magnitude, x)
     raw[0, 0], raw[0, 1], raw[0, 2], raw[0, 3], raw[0, 4] = s1, s2, zeros, lowest, highest
     if update:
-        lowest, highest = _extremes(delta_low, delta_high, magnitude, sign, x)
+        lowest, highest = _extremes(delta_low, delta_high, magnitude, x)
         raw[1, 0], raw[1, 1], raw[1, 2], raw[1, 3], raw[1, 4] = d1, d2, delta_zeros, lowest, highest
         raw[1, 5] = squares
 
