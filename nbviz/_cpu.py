@@ -251,12 +251,17 @@ def _extremes(low: Any, high: Any, magnitude: Any, x: Any) -> tuple[float, float
     return lowest, highest
 
 
-MOMENTS = slice(0, 6)
-"""Columns of a row of `reduce`: min, max, mean, std, l2 and zeros; min is NaN when there is
-NaN or ±Inf (the rest is then meaningless)."""
-LO, WIDTH, NORM, COUNTS = 6, 7, 8, 9
-"""Columns of the grid, of ‖before‖₂ (an update's row) and the first of the counts."""
-ROW = COUNTS + HIST_BINS
+NUMEL, MIN = 0, 1
+MOMENTS = slice(MIN, MIN + 6)
+"""Columns of a row of `reduce`, as `nbviz.stats` lays out a host row: numel, then min, max,
+mean, std, l2 and zeros; min is NaN when there is NaN or ±Inf (the rest is then meaningless),
+and the NaN, +Inf and -Inf counts after them are 0."""
+LO, WIDTH, SAMPLE, COUNTS = MIN + 9, MIN + 10, MIN + 11, MIN + 12
+"""The grid, how many values the counts count, and the first of the counts: NaN, NaN, 0 and
+zeros without a histogram."""
+NORM = COUNTS + HIST_BINS
+"""‖before‖₂, in an update's row."""
+ROW = NORM + 1
 
 
 @_compiled()
@@ -333,26 +338,33 @@ def _parts(x: Any, before: Any, index: Any, samples: Any, parts: int, raw: Any) 
 
 @_compiled()
 def _moments(raw: Any, first: float, n: int, row: Any) -> None:
-    """min, max, mean, std, l2 and zeros from `_pass`'s sums, shifted by `first`."""
+    """A row without its histogram from `_pass`'s sums, shifted by `first`: numel, min, max,
+    mean, std, l2 and zeros."""
     s1, s2 = raw[0], raw[1]
     mean = first + s1 / n
     spread = max(s2 - s1 * s1 / n, 0.0)
-    row[0], row[1], row[5] = raw[3], raw[4], raw[2]
-    row[2], row[3] = mean, math.sqrt(spread / n)
-    row[4] = math.sqrt(max(spread + mean * mean * n, 0.0))
+    row[NUMEL] = n
+    row[MIN], row[MIN + 1], row[MIN + 5] = raw[3], raw[4], raw[2]
+    row[MIN + 2], row[MIN + 3] = mean, math.sqrt(spread / n)
+    row[MIN + 4] = math.sqrt(max(spread + mean * mean * n, 0.0))
+    row[MIN + 6 : LO] = 0.0  # NaN and ±Inf: none, or min is NaN
+    row[LO], row[WIDTH], row[SAMPLE] = np.nan, np.nan, 0.0
+    row[COUNTS:NORM] = 0.0
+    row[NORM] = np.nan
 
 
 @_compiled()
 def _histogram(x: Any, before: Any, sample: Any, sampled: bool, integral: bool, row: Any) -> None:
     """The grid of the row's min and max and the counts of `sample`, or if not `sampled` of all
     of x (or of x - before), into the row; nothing when the row has NaN or ±Inf."""
-    low, high = row[0], row[1]
+    low, high = row[MIN], row[MIN + 1]
     if np.isnan(low):
         return
     lo, width = _grid(low, high, integral)
     row[LO], row[WIDTH] = lo, width
+    row[SAMPLE] = sample.shape[0] if sampled else x.shape[0]
     # The sample holds the values already; otherwise they are read again, while in cache.
-    row[COUNTS:] = (
+    row[COUNTS:NORM] = (
         _count(sample, before[:0], lo, width) if sampled else _count(x, before, lo, width)
     )
 
@@ -435,8 +447,8 @@ def reduce(
     `histogram` its histogram on the stable grid: of all its values, or of those at the sorted
     positions `index`. `integral`: the values are integers (the width stays at least 1).
 
-    A row of ROW: MOMENTS, then with `histogram` LO, WIDTH and the HIST_BINS counts from
-    COUNTS."""
+    A row of ROW (see NUMEL to NORM): numel and MOMENTS, then with `histogram` LO, WIDTH,
+    SAMPLE and the HIST_BINS counts from COUNTS."""
     # Not an update: an empty `before`, so that both compile to one specialization per dtype.
     row: NDArray[np.float64] = _run(flat, flat[:0], index, histogram, False, integral)[0]
     return row
@@ -466,7 +478,7 @@ def _run(
     integral: bool,
 ) -> NDArray[np.float64]:
     positions = _NO_INDEX if index is None or not (histogram or delta_histogram) else index
-    out = np.full((2, ROW), np.nan)  # what is not asked for stays NaN
+    out = np.empty((2, ROW))  # `reduce` leaves out[1] as it is
     wanted = (histogram, delta_histogram, integral)
     parts = _threads(flat.shape[0]) if flat.shape[0] >= _SPLIT else 1
     if parts == 1:

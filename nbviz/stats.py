@@ -308,15 +308,14 @@ class StatsBatch:
         if t is None or _has_no_values(t):
             return _Entry(_absent_row())
         n = t.numel()
-        row = self._new_row(n, histograms)
         if n == 0:
-            return _Entry(row)
+            return _Entry(self._new_row(n, histograms))
         if t.dtype in _HOST_FLOATS and self._on_host(t):  # the common case, without `prepare`
-            return self._host_entry(t.detach().reshape(-1), False, row, histograms)
+            return self._host_entry(t.detach().reshape(-1), False, histograms)
         p = r.prepare(t)
         if self._on_host(p.flat):
-            return self._host_entry(p.flat, p.integral, row, histograms)
-        entry = _Entry(row, p.flat.device, p.integral, histograms)
+            return self._host_entry(p.flat, p.integral, histograms)
+        entry = _Entry(self._new_row(n, histograms), p.flat.device, p.integral, histograms)
         if n <= _TINY:
             entry.tiny = p.flat.to(torch.float64, copy=True)
             return entry
@@ -377,14 +376,14 @@ class StatsBatch:
             delta_histogram=histograms,
         )
         measured = None
-        if weights and math.isnan(out[0, 0]):  # NaN or Inf: the masked passes count them
+        if weights and math.isnan(out[0, _MIN]):  # NaN or Inf: the masked passes count them
             measured = self._entry(after, histograms)
         elif weights:
-            measured = _host_row(self._new_row(n, histograms), out[0], histograms)
+            measured = _Entry(out[0, :_ROW])
         norm = float(out[1, _cpu.NORM])
-        if math.isnan(out[1, 0]):
+        if math.isnan(out[1, _MIN]):
             return measured, self._entry(torch.sub(after, before, out=before), histograms), norm
-        return measured, _host_row(self._new_row(n, histograms), out[1], histograms), norm
+        return measured, _Entry(out[1, :_ROW]), norm
 
     def _sample(self, n: int, histograms: bool) -> NDArray[np.int64] | None:
         """The sorted positions a histogram of n values counts, or None for all of them."""
@@ -392,23 +391,22 @@ class StatsBatch:
             return None
         return _host_sample(n, self.max_sample)
 
-    def _host_entry(
-        self, flat: torch.Tensor, integral: bool, row: NDArray[np.float64], histograms: bool
-    ) -> _Entry:
+    def _host_entry(self, flat: torch.Tensor, integral: bool, histograms: bool) -> _Entry:
         """A tensor in host memory (flat): one fused pass (`_cpu.reduce`) for its statistics
-        and its histogram's values; the masked passes only where NaN or Inf turns up."""
+        and its histogram's values, straight into its row; the masked passes only where NaN or
+        Inf turns up."""
         from . import _cpu
 
-        n = int(row[0])
-        out = _cpu.reduce(
+        n = flat.numel()
+        row = _cpu.reduce(
             flat.numpy(), self._sample(n, histograms), histogram=histograms, integral=integral
         )
-        if math.isnan(out[0]):  # the masked passes count the NaN and Inf
+        if math.isnan(row[_MIN]):  # the masked passes count the NaN and Inf
             full = _exact_row(r.Prepared(flat, integral), min(n, self.max_sample), self.max_sample)
             if not histograms:
                 _drop_histogram(full)
             return _Entry(full)
-        return _host_row(row, out, histograms)
+        return _Entry(row[:_ROW])
 
     def _staging_for(self, device: torch.device) -> _Staging:
         staging = self._staging.get(device)
@@ -527,20 +525,6 @@ def _bin_samples(
         values = torch.cat([s for _, s in group]).to(torch.float64)
         out[index] = r.bin_segments(values, segment, lo[index], width[index])
     return out
-
-
-def _host_row(row: NDArray[np.float64], out: NDArray[np.float64], histograms: bool) -> _Entry:
-    """A complete entry from a row of the host pass: its statistics, and its histogram if it
-    has one."""
-    from . import _cpu
-
-    row[_MIN:_NAN] = out[_cpu.MOMENTS]
-    if histograms:
-        row[_LO], row[_WIDTH] = out[_cpu.LO], out[_cpu.WIDTH]
-        row[_COUNTS:] = out[_cpu.COUNTS :]
-    else:
-        _drop_histogram(row)
-    return _Entry(row)
 
 
 def _fill_row(row: NDArray[np.float64], device_row: NDArray[np.float64], histogram: bool) -> None:

@@ -13,8 +13,8 @@ import pytest
 import torch
 from numpy.typing import NDArray
 
-from nbviz import _cpu, _reduce
-from nbviz._protocol import HIST_BINS
+from nbviz import _cpu, _reduce, stats
+from nbviz._protocol import HIST_BINS, STAT_FIELDS
 
 FLOATS = [np.float32, np.float64]
 
@@ -27,7 +27,7 @@ def reference(x: NDArray[np.floating]) -> NDArray[np.float64]:
 
 def moments(row: NDArray[np.float64]) -> NDArray[np.float64] | None:
     """The moments of a row of `reduce`, or None when it found NaN or ±Inf."""
-    return None if np.isnan(row[0]) else row[_cpu.MOMENTS]
+    return None if np.isnan(row[_cpu.MIN]) else row[_cpu.MOMENTS]
 
 
 def grid(row: NDArray[np.float64]) -> tuple[float, float]:
@@ -35,7 +35,7 @@ def grid(row: NDArray[np.float64]) -> tuple[float, float]:
 
 
 def counts(row: NDArray[np.float64]) -> NDArray[np.float64]:
-    return row[_cpu.COUNTS :]
+    return row[_cpu.COUNTS : _cpu.NORM]
 
 
 def assert_moments(got: NDArray[np.float64] | None, x: NDArray[np.floating]) -> None:
@@ -129,9 +129,31 @@ def test_histogram_of_the_values_at_the_positions(n: int) -> None:
     assert_moments(moments(reduced), x)
 
 
+def assert_no_histogram(row: NDArray[np.float64]) -> None:
+    assert np.isnan(grid(row)).all()
+    assert row[_cpu.SAMPLE] == 0
+    assert not counts(row).any()
+
+
 def test_no_histogram_unless_asked() -> None:
     row = _cpu.reduce(np.ones(10, dtype=np.float32), np.arange(3))
-    assert np.isnan(row[_cpu.LO :]).all()
+    assert_no_histogram(row)
+    assert row[_cpu.NUMEL] == 10
+
+
+def test_a_row_is_laid_out_as_a_host_row_of_stats() -> None:
+    """`stats` takes the kernels' rows as its own: numel, STAT_FIELDS, lo, width, sample, the
+    counts; ‖before‖₂ comes after them."""
+    assert STAT_FIELDS.index("numel") == _cpu.NUMEL
+    assert slice(STAT_FIELDS.index("min"), STAT_FIELDS.index("zeros") + 1) == _cpu.MOMENTS
+    assert (_cpu.LO, _cpu.WIDTH, _cpu.SAMPLE) == (stats._LO, stats._WIDTH, stats._SAMPLE)
+    assert (_cpu.COUNTS, _cpu.NORM) == (stats._COUNTS, stats._ROW)
+    x = np.arange(-3.0, 5.0)
+    row = _cpu.reduce(x, histogram=True)
+    assert row[_cpu.NUMEL] == row[_cpu.SAMPLE] == counts(row).sum() == len(x)
+    assert_moments(moments(row), x)
+    nonfinite = [STAT_FIELDS.index(name) for name in ("nan", "posinf", "neginf")]
+    assert not row[nonfinite].any()
 
 
 @pytest.mark.parametrize("integral", [False, True])
@@ -172,8 +194,9 @@ def test_weights_and_their_update_in_one_pass(dtype: type[np.floating], n: int) 
             norm, np.sqrt(np.sum(before.astype(np.float64) ** 2)), rtol=1e-12
         )
     weights, update = _cpu.reduce_update(after, before, index, delta_histogram=True)
-    assert np.isnan(weights[_cpu.LO :]).all()  # only what was asked for
-    assert not np.isnan(update[_cpu.LO :]).any()
+    assert_no_histogram(weights)  # only what was asked for
+    assert update[_cpu.SAMPLE] == len(index)
+    assert counts(update).sum() == len(index)
 
 
 @pytest.mark.parametrize("where", ["after", "before", "overflow"])
@@ -235,7 +258,8 @@ def test_a_pass_split_between_threads_gives_what_one_thread_gives(
     assert _cpu._layer  # a parallel pass ran
     for split_, single, values in ((weights, weights_1, after), (update, update_1, after - before)):
         assert_moments(moments(split_), values)
-        np.testing.assert_array_equal(split_[[0, 1, 5]], single[[0, 1, 5]])
+        exact = [_cpu.NUMEL, _cpu.MIN, _cpu.MIN + 1, _cpu.MIN + 5]  # numel, min, max, zeros
+        np.testing.assert_array_equal(split_[exact], single[exact])
         np.testing.assert_allclose(split_[_cpu.MOMENTS], single[_cpu.MOMENTS], rtol=1e-12)
         assert grid(split_) == grid(single)
         np.testing.assert_array_equal(counts(split_), counts(single))
@@ -256,7 +280,8 @@ def test_a_parallel_pass_leaves_torch_its_thread_count() -> None:
         "from nbviz import _cpu\n"
         "x = np.linspace(-1.0, 1.0, 1 << 16, dtype=np.float32)\n"
         "row = _cpu.reduce(x)\n"
-        "print(torch.get_num_threads(), row[0], row[1], int(row[5]), _cpu._layer)\n"
+        "print(torch.get_num_threads(), row[_cpu.MIN], row[_cpu.MIN + 1], int(row[_cpu.MIN + 5]),"
+        " _cpu._layer)\n"
     )
     env = {**os.environ, "NUMBA_NUM_THREADS": "24"}
     done = subprocess.run(
