@@ -169,6 +169,17 @@ def test_the_grid_is_the_device_grid(integral: bool) -> None:
         assert _cpu._grid(low, high, integral) == grid_of(low, high, integral), (low, high)
 
 
+def test_zeros_are_counted_exactly_past_float32_integers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Blocks count their zeros in float32 lanes; a whole pass must not (2**24 + 1 is not a
+    float32), on one thread too."""
+    monkeypatch.setattr(_cpu, "_SPLIT", 2**30)
+    x = np.zeros(2**24 + 4097, dtype=np.float32)
+    x[5] = 1.0
+    zeros = _cpu.MIN + 5
+    assert _cpu.reduce(x)[zeros] == len(x) - 1
+    assert _cpu.reduce_update(x, x)[1, zeros] == len(x)  # an update of nothing
+
+
 @pytest.mark.parametrize("dtype", FLOATS)
 @pytest.mark.parametrize("n", [1, 4096, 100_001])
 def test_weights_and_their_update_in_one_pass(dtype: type[np.floating], n: int) -> None:
