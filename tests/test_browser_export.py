@@ -87,6 +87,9 @@ def test_export_writes_the_diagram_the_browser_shows(
     expect(view.locator(".nbviz-box[data-name='head']")).to_be_visible(timeout=LAYOUT_MS)
     stem = view.locator(".nbviz-box[data-name='stem'] > .nbviz-box-rect")
     expect(stem).to_have_attribute("style", re.compile(r"fill: rgb"), timeout=LAYOUT_MS)
+    # Grey until the run's data reaches the browser (the writer commits every half second).
+    no_data = re.compile(r"fill: rgb\(200, 200, 200\)")
+    expect(stem).not_to_have_attribute("style", no_data, timeout=CELL_TIMEOUT_MS)
     browser_fills = {
         name: rgb_hex(
             view.locator(f".nbviz-box[data-name='{name}'] > .nbviz-box-rect").evaluate(
