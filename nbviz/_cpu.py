@@ -123,7 +123,7 @@ def _block(x: Any, bits: Any, magnitude: Any, c: float) -> tuple[Any, ...]:
     """Σ(x - c), Σ(x - c)², the zero count, and the smallest and largest ordered keys."""
     s1 = 0.0
     s2 = 0.0
-    zeros = _ZERO  # counted in float32 lanes: exact up to 2**24, past a block's _BLOCK
+    zeros = _ZERO  # float32 lanes count exactly to 2**24, far past a block's _BLOCK
     low = magnitude  # past every key's extremes: NaN lies beyond ±Inf
     high = _narrow(-magnitude - 1, magnitude)
     for i in range(x.shape[0]):
@@ -338,7 +338,7 @@ def _parts(x: Any, before: Any, index: Any, samples: Any, parts: int, raw: Any) 
 
 
 @_compiled()
-def _moments(raw: Any, first: float, n: int, row: Any) -> None:
+def _stats_row(raw: Any, first: float, n: int, row: Any) -> None:
     """A row without its histogram from `_pass`'s sums, shifted by `first`: numel, min, max,
     mean, std, l2 and zeros."""
     s1, s2 = raw[0], raw[1]
@@ -385,11 +385,11 @@ def _complete(
     """After `_pass`: the moments, ‖before‖₂ and the histograms asked for, of x into out[0] and
     of the update into out[1]."""
     n = x.shape[0]
-    _moments(raw[0], np.float64(x[0]), n, out[0])
+    _stats_row(raw[0], np.float64(x[0]), n, out[0])
     if histogram:
         _histogram(x, before[:0], samples[0], sampled, integral, out[0])
     if before.shape[0] > 0:
-        _moments(raw[1], np.float64(x[0] - before[0]), n, out[1])
+        _stats_row(raw[1], np.float64(x[0] - before[0]), n, out[1])
         out[1, NORM] = math.sqrt(raw[1, 5])
         if delta_histogram:
             _histogram(x, before, samples[1], sampled, False, out[1])
